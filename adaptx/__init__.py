@@ -1,0 +1,48 @@
+"""adaptx: composable, torch-exact, overflow-free Adam-family gradient transformations for JAX.
+
+Blocks (each an ``optax.GradientTransformationExtraArgs``): :func:`scale_by_adam`,
+:func:`scale_by_amsgrad`, :func:`scale_by_adax`, :func:`scale_by_moments`, :func:`add_l2`,
+:func:`decoupled_weight_decay`, :func:`scale_by_learning_rate`, and :func:`chain` (``optax.chain`` with
+one shared step counter). Aliases: :func:`adam`, :func:`adamw`, :func:`amsgrad`, :func:`amsgradw`,
+:func:`adax`, :func:`adaxw`. Moment estimates to assemble new optimizers from: :mod:`adaptx.moments`.
+"""
+
+from adaptx import moments
+from adaptx.aliases import adam, adamw, adax, adaxw, amsgrad, amsgradw
+from adaptx.core.counting import ChainState, chain
+from adaptx.transforms import (
+    ScaleByLearningRateState,
+    ScaleByMomentsState,
+    WeightDecayState,
+    add_l2,
+    decoupled_weight_decay,
+    scale_by_adam,
+    scale_by_adax,
+    scale_by_amsgrad,
+    scale_by_learning_rate,
+    scale_by_moments,
+)
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "ChainState",
+    "ScaleByLearningRateState",
+    "ScaleByMomentsState",
+    "WeightDecayState",
+    "adam",
+    "adamw",
+    "adax",
+    "adaxw",
+    "add_l2",
+    "amsgrad",
+    "amsgradw",
+    "chain",
+    "decoupled_weight_decay",
+    "moments",
+    "scale_by_adam",
+    "scale_by_adax",
+    "scale_by_amsgrad",
+    "scale_by_learning_rate",
+    "scale_by_moments",
+]

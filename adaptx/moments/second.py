@@ -1,0 +1,234 @@
+r"""Second-moment accumulators: the denominator of an adaptive step.
+
+Every accumulator of the library answers the same five questions, per leaf, so that the pieces that use
+it — the denominator of :func:`adaptx.scale_by_moments` and AMSGrad's max-tracking
+(:class:`adaptx.moments.MaxTracked`) — never need to know which one they talk to:
+
+* ``init(like, dtype)``: its state for one parameter;
+* ``scalars(t, dtype)``: the per-step scalars (computed once per step, not per element), a
+  :class:`Scalars`;
+* ``update(state, g, sc)``: the new state from the gradient ``g``;
+* ``stored(state)``: the second-moment estimate in the accumulator's *storage units*;
+* the fields of :class:`Scalars`, which relate the storage units to the two quantities the references use:
+  the bias-corrected estimate :math:`\hat v = \text{stored} / \text{div}` and the *raw* accumulator of
+  the textbook recurrence, :math:`v = \text{stored} \cdot \text{eps\_div}^2 / \text{div}`.
+
+Why storage units: AdaX's textbook accumulator :math:`v_t` grows like :math:`(1+\beta_2)^t` and overflows
+float32 at step ~887,000. :class:`LongTermAverage` stores :math:`\tilde v = v / B_t` instead, which stays
+of the order of :math:`g^2` forever; every quantity the references need is recovered from it through
+scalars that are themselves computed in log space.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any, NamedTuple
+
+import jax
+import jax.numpy as jnp
+
+from adaptx.core import numerics
+
+Array = jax.Array
+
+
+class Scalars(NamedTuple):
+    r"""Per-step scalars of an accumulator. ``None`` stands for 1 and skips the operation.
+
+    Attributes:
+      coef_old: multiplies the old state in the update (``None``: 1).
+      coef_new: multiplies the new term :math:`g^2` (``None``: 1).
+      div: :math:`\hat v = \text{stored} / \text{div}` (the bias correction in storage units).
+      sqrt_div: :math:`\sqrt{\text{div}}`, given separately so that :math:`\sqrt{\hat v}` is formed as
+        :math:`\sqrt{\text{stored}} / \sqrt{\text{div}}` (PyTorch's order of operations).
+      eps_div: :math:`\sqrt{v / \hat v}`. Adding ε to the raw :math:`\sqrt v` is the same as adding
+        ``ε / eps_div`` to :math:`\sqrt{\hat v}` (then multiplying the step by ``eps_div``, which cancels
+        against the numerator's correction); this is how "ε on the raw root" is implemented without ever
+        forming the raw accumulator.
+      carry: the factor that converts a value in the previous step's storage units into this step's, for
+        the *same raw quantity*: :math:`r_{t-1} / r_t` where raw = stored · r. Max-tracking over the raw
+        accumulator multiplies its running maximum by it.
+    """
+
+    coef_old: Array | None = None
+    coef_new: Array | None = None
+    div: Array | None = None
+    sqrt_div: Array | None = None
+    eps_div: Array | None = None
+    carry: Array | None = None
+
+
+def _mul(x: Array, c: Array | None) -> Array:
+    return x if c is None else x * c
+
+
+def _div(x: Array, c: Array | None) -> Array:
+    return x if c is None else x / c
+
+
+class Accumulator:
+    """Shared behaviour of the accumulators: reading the corrected estimate out of the state.
+
+    Subclasses define ``init``, ``scalars``, ``update`` and ``stored``.
+    """
+
+    def estimate(self, state: Any, sc: Scalars) -> Array:
+        r"""The bias-corrected estimate :math:`\hat v = \text{stored} / \text{div}`."""
+        return _div(self.stored(state), sc.div)
+
+    def sqrt_estimate(self, state: Any, sc: Scalars) -> Array:
+        r""":math:`\sqrt{\hat v}`, formed as :math:`\sqrt{\text{stored}} / \sqrt{\text{div}}`."""
+        return _div(jnp.sqrt(self.stored(state)), sc.sqrt_div)
+
+
+@dataclasses.dataclass(frozen=True)
+class MovingAverage(Accumulator):
+    r"""Exponential moving average of :math:`g^2`: Adam's and RMSprop's second moment.
+
+    .. math::
+        v_t = \beta_2 v_{t-1} + (1 - \beta_2) g_t^2, \qquad
+        \hat v_t = v_t / (1 - \beta_2^t) \text{ if debiased, else } v_t.
+
+    Stored raw (:math:`v_t` itself, as PyTorch stores it), so max-tracking over the raw accumulator is an
+    exact ``max`` with no rescaling.
+
+    Attributes:
+      decay: :math:`\beta_2` in ``[0, 1)``; may be a traced array.
+      debias: divide by :math:`1 - \beta_2^t` (Adam) or not (RMSprop, BERT).
+    """
+
+    decay: Any = 0.999
+    debias: bool = True
+
+    def init(self, like: Array, dtype) -> Array:
+        return jnp.zeros(like.shape, dtype)
+
+    def scalars(self, t: Array, dtype) -> Scalars:
+        b2 = jnp.asarray(self.decay, dtype)
+        if not self.debias:
+            return Scalars(coef_old=b2, coef_new=1 - b2)
+        bc2 = numerics.one_minus_power(b2, t.astype(dtype))
+        root = jnp.sqrt(bc2)
+        return Scalars(coef_old=b2, coef_new=1 - b2, div=bc2, sqrt_div=root, eps_div=root)
+
+    def update(self, v: Array, g: Array, sc: Scalars) -> Array:
+        return sc.coef_old * v + sc.coef_new * (g * g)
+
+    def stored(self, v: Array) -> Array:
+        return v
+
+
+@dataclasses.dataclass(frozen=True)
+class LongTermAverage(Accumulator):
+    r"""AdaX's long-term memory of :math:`g^2`, kept in a form that never overflows.
+
+    The textbook recurrence and its correction are
+
+    .. math::
+        v_t = (1 + \beta_2) v_{t-1} + \beta_2 g_t^2, \qquad B_t = (1 + \beta_2)^t - 1, \qquad
+        \hat v_t = v_t / B_t .
+
+    Both :math:`v_t` and :math:`B_t` overflow float32 near t = 887,000 for :math:`\beta_2 = 10^{-4}`. We
+    store :math:`\tilde v_t = \hat v_t` directly. Dividing the recurrence by :math:`B_t` and using
+    :math:`(1 + \beta_2) B_{t-1} = B_t - \beta_2`:
+
+    .. math::
+        \tilde v_t = (1 - w_t)\,\tilde v_{t-1} + w_t\, g_t^2, \qquad w_t = \beta_2 / B_t,
+
+    a moving average whose weight starts at :math:`w_1 = 1` and decays to 0 (long memory). :math:`w_t`
+    is computed as :math:`\exp(\log\beta_2 - \log B_t)` with :math:`\log B_t` from
+    :func:`adaptx.core.numerics.log_power_minus_one`, finite for every t; past the overflow point it
+    underflows gracefully to 0 and the average simply stops moving, as the exact recurrence would.
+
+    Attributes:
+      decay: AdaX's :math:`\beta_2 > 0` (default ``1e-4``); may be a traced array.
+    """
+
+    decay: Any = 1e-4
+
+    def init(self, like: Array, dtype) -> Array:
+        return jnp.zeros(like.shape, dtype)
+
+    def scalars(self, t: Array, dtype) -> Scalars:
+        b2 = jnp.asarray(self.decay, dtype)
+        tf = t.astype(dtype)
+        log_b = numerics.log_power_minus_one(b2, tf)
+        log_b_prev = numerics.log_power_minus_one(b2, tf - 1)  # -inf at t = 1
+        w = jnp.exp(jnp.log(b2) - log_b)
+        # w_1 must be exactly 1 so that the first step sees v~ = g^2 (not 1 - ulp).
+        w = jnp.where(t <= 1, jnp.ones_like(w), w)
+        return Scalars(
+            coef_old=1 - w,
+            coef_new=w,
+            eps_div=jnp.exp(0.5 * log_b),  # sqrt(B_t); inf past overflow, and eps/inf = 0 is right
+            carry=jnp.exp(log_b_prev - log_b),  # B_{t-1} / B_t, 0 at t = 1
+        )
+
+    def update(self, v: Array, g: Array, sc: Scalars) -> Array:
+        return sc.coef_old * v + sc.coef_new * (g * g)
+
+    def stored(self, v: Array) -> Array:
+        return v
+
+
+class MaxState(NamedTuple):
+    """Per-leaf state of :class:`MaxTracked`: the wrapped accumulator's state and the running maximum."""
+
+    nu: Any
+    nu_max: Array
+
+
+@dataclasses.dataclass(frozen=True)
+class MaxTracked(Accumulator):
+    r"""AMSGrad's max-tracking, around *any* second-moment accumulator.
+
+    The denominator uses a running maximum of the wrapped accumulator instead of its current value, so
+    that the effective step size never grows. Two conventions are in use:
+
+    * ``over="raw"`` (PyTorch, labml): :math:`u_t = \max(u_{t-1}, v_t)` over the raw accumulator, then
+      bias-corrected with the *current* step's correction: :math:`\hat v_t = u_t / \text{div}_t`.
+      In storage units this is :math:`u_t = \max(u_{t-1} \cdot \text{carry}_t, \text{stored}_t)`; for
+      Adam's EMA the carry is 1 and this is an exact ``max``.
+    * ``over="corrected"`` (the AMSGrad paper, optax): :math:`\hat u_t = \max(\hat u_{t-1}, \hat v_t)` over
+      the bias-corrected estimate.
+
+    Attributes:
+      inner: the accumulator to track (:class:`MovingAverage`, :class:`LongTermAverage`, ...).
+      over: ``"raw"`` or ``"corrected"``.
+    """
+
+    inner: Any
+    over: str = "raw"
+
+    def __post_init__(self):
+        if self.over not in ("raw", "corrected"):
+            raise ValueError(f"over must be 'raw' or 'corrected', got {self.over!r}")
+        if isinstance(self.inner, MaxTracked):
+            raise ValueError("MaxTracked cannot wrap another MaxTracked accumulator")
+
+    def init(self, like: Array, dtype) -> MaxState:
+        return MaxState(nu=self.inner.init(like, dtype), nu_max=jnp.zeros(like.shape, dtype))
+
+    def scalars(self, t: Array, dtype) -> Scalars:
+        return self.inner.scalars(t, dtype)
+
+    def update(self, state: MaxState, g: Array, sc: Scalars) -> MaxState:
+        nu = self.inner.update(state.nu, g, sc)
+        if self.over == "raw":
+            nu_max = jnp.maximum(_mul(state.nu_max, sc.carry), self.inner.stored(nu))
+        else:  # the maximum is kept already corrected
+            nu_max = jnp.maximum(state.nu_max, self.inner.estimate(nu, sc))
+        return MaxState(nu=nu, nu_max=nu_max)
+
+    def stored(self, state: MaxState) -> Array:
+        return state.nu_max
+
+    def estimate(self, state: MaxState, sc: Scalars) -> Array:
+        if self.over == "raw":
+            return super().estimate(state, sc)
+        return state.nu_max
+
+    def sqrt_estimate(self, state: MaxState, sc: Scalars) -> Array:
+        if self.over == "raw":
+            return super().sqrt_estimate(state, sc)
+        return jnp.sqrt(state.nu_max)

@@ -1,0 +1,314 @@
+r"""Adaptive scaling: Adam, AMSGrad and AdaX as one transform over interchangeable moment estimates.
+
+All of them compute
+
+.. math::
+    u_t = \frac{\hat m_t}{\sqrt{\hat v_t + \epsilon_{root}} + \epsilon'},
+
+and differ only in how :math:`\hat m` and :math:`\hat v` are estimated (the ``first`` and ``second``
+pieces of :func:`scale_by_moments`) and in where ε sits: :math:`\epsilon' = \epsilon` added to the
+corrected root (PyTorch), or ε added to the raw root :math:`\sqrt{v}` of the uncorrected accumulator
+(HuggingFace, labml, the AdaX authors), which equals :math:`\epsilon' = \epsilon\sqrt{\hat v / v}`.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal, NamedTuple
+
+import jax
+import jax.numpy as jnp
+import optax
+
+from adaptx.core import counting, hyperparams, numerics, trees
+from adaptx.moments import first as first_moments
+from adaptx.moments import second as second_moments
+
+Array = jax.Array
+EpsOn = Literal["corrected", "raw"]
+MaxOf = Literal["raw", "corrected"]
+
+
+class ScaleByMomentsState(NamedTuple):
+    """State of :func:`scale_by_moments` and the ``scale_by_*`` transforms built on it.
+
+    Attributes:
+      count: the block's own step counter (int32), or ``None`` inside an :func:`adaptx.chain`.
+      mu: first moments, a tree like the parameters (``None`` without a first moment).
+      nu: second-moment accumulator states, a tree like the parameters whose leaves are the accumulator's
+        per-parameter state (an array, or a :class:`adaptx.moments.MaxState` under AMSGrad).
+    """
+
+    count: Array | None
+    mu: Any
+    nu: Any
+
+
+def _check_eps_on(eps_on: str) -> None:
+    if eps_on not in ("corrected", "raw"):
+        raise ValueError(f"eps_on must be 'corrected' or 'raw', got {eps_on!r}")
+
+
+def _is_zero(x: Any) -> bool:
+    return isinstance(x, (int, float)) and x == 0
+
+
+def scale_by_moments(
+    second: Any,
+    first: Any = None,
+    *,
+    eps: Any = 1e-8,
+    eps_root: Any = 0.0,
+    eps_on: EpsOn = "corrected",
+    mu_dtype: Any = None,
+    nu_dtype: Any = None,
+    shared_count: bool = False,
+) -> optax.GradientTransformationExtraArgs:
+    r"""Scale updates by first- and second-moment estimates: the engine behind every adaptive block.
+
+    .. math::
+        u_t = \hat m_t \,/\, \bigl(\sqrt{\hat v_t + \epsilon_{root}} + \epsilon'\bigr), \qquad
+        \epsilon' = \epsilon \text{ (eps\_on="corrected")} \text{ or }
+        \epsilon \sqrt{\hat v_t / v_t} \text{ (eps\_on="raw")},
+
+    with :math:`\hat m_t` from ``first`` (the gradient itself when ``first`` is ``None``) and
+    :math:`\hat v_t` from ``second``.
+
+    Args:
+      second: a second-moment accumulator from :mod:`adaptx.moments` (``MovingAverage``,
+        ``LongTermAverage``, or either wrapped in ``MaxTracked``).
+      first: a first-moment estimator (:class:`adaptx.moments.first.MovingAverage`) or ``None``.
+      eps: ε added to the root, ``>= 0``.
+      eps_root: ε added inside the root (optax's ``eps_root``), ``>= 0``.
+      eps_on: ``"corrected"`` adds ε to :math:`\sqrt{\hat v}` (PyTorch); ``"raw"`` adds it to the raw
+        :math:`\sqrt{v}` of the uncorrected accumulator (HuggingFace, labml, AdaX's authors).
+      mu_dtype, nu_dtype: storage dtypes of the moments (default: the parameter's dtype). Arithmetic is
+        done in at least float32 whatever the storage.
+      shared_count: read the step number from an enclosing :func:`adaptx.chain` instead of keeping a
+        counter in this state.
+
+    Example:
+      >>> import adaptx
+      >>> from adaptx import moments
+      >>> adax_like = adaptx.scale_by_moments(
+      ...     moments.LongTermAverage(1e-4), moments.first.MovingAverage(0.9, debias=False),
+      ...     eps=1e-12, eps_on="raw")
+    """
+    hyperparams.check_non_negative("eps", eps)
+    hyperparams.check_non_negative("eps_root", eps_root)
+    _check_eps_on(eps_on)
+    who = "adaptx.scale_by_moments"
+
+    def init_fn(params):
+        def leaf_init(p):
+            mu = None if first is None else first.init(p, mu_dtype or p.dtype)
+            return mu, second.init(p, nu_dtype or p.dtype)
+
+        mu, nu = trees.unzip(jax.tree.map(leaf_init, params), params, 2)
+        return ScaleByMomentsState(count=counting.init(shared_count), mu=mu, nu=nu)
+
+    def update_fn(updates, state, params=None, **extra_args):
+        del params
+        t, count = counting.next_step(shared_count, state.count, extra_args, who)
+        per_dtype: dict[Any, tuple] = {}  # per-step scalars, computed once per compute dtype
+
+        def step_scalars(dtype):
+            if dtype not in per_dtype:
+                c1 = None if first is None else first.correction(t, dtype)
+                per_dtype[dtype] = (c1, second.scalars(t, dtype))
+            return per_dtype[dtype]
+
+        def leaf_update(g, mu, nu):
+            like = jax.tree.leaves(nu)[0]
+            trees.check_shape(who, g, like)
+            c = numerics.compute_dtype(g.dtype, like.dtype)
+            c1, sc = step_scalars(c)
+            gc = g.astype(c)
+            if first is None:
+                m_hat, new_mu = gc, None
+            else:
+                m = first.update(mu.astype(c), gc, t)
+                m_hat = m if c1 is None else m / c1
+                new_mu = m.astype(mu.dtype)
+            nu_c = jax.tree.map(lambda x: x.astype(c), nu)
+            nu_c = second.update(nu_c, gc, sc)
+            if _is_zero(eps_root):
+                root = second.sqrt_estimate(nu_c, sc)
+            else:
+                root = jnp.sqrt(second.estimate(nu_c, sc) + jnp.asarray(eps_root, c))
+            eps_c = jnp.asarray(eps, c)
+            if eps_on == "raw" and sc.eps_div is not None:
+                eps_c = eps_c / sc.eps_div
+            u = m_hat / (root + eps_c)
+            new_nu = jax.tree.map(lambda new, old: new.astype(old.dtype), nu_c, nu)
+            return u.astype(g.dtype), new_mu, new_nu
+
+        mu_in = state.mu if first is not None else jax.tree.map(lambda _: None, updates)
+        out = trees.map_leaves(who, leaf_update, updates, mu_in, state.nu)
+        new_updates, mu, nu = trees.unzip(out, updates, 3)
+        if first is None:
+            mu = None
+        return new_updates, ScaleByMomentsState(count=count, mu=mu, nu=nu)
+
+    return optax.GradientTransformationExtraArgs(init_fn, update_fn)
+
+
+def _max_tracking(accumulator: Any, amsgrad: bool | MaxOf) -> Any:
+    """``accumulator`` wrapped in AMSGrad's max-tracking, or as it is."""
+    if amsgrad is False:
+        return accumulator
+    over = "raw" if amsgrad is True else amsgrad
+    if over not in ("raw", "corrected"):
+        raise ValueError(f"amsgrad must be False, True, 'raw' or 'corrected', got {amsgrad!r}")
+    return second_moments.MaxTracked(accumulator, over=over)
+
+
+def scale_by_adam(
+    b1: Any = 0.9,
+    b2: Any = 0.999,
+    eps: Any = 1e-8,
+    eps_root: Any = 0.0,
+    *,
+    debias_mu: bool = True,
+    debias_nu: bool = True,
+    eps_on: EpsOn = "corrected",
+    amsgrad: bool | MaxOf = False,
+    mu_dtype: Any = None,
+    nu_dtype: Any = None,
+    shared_count: bool = False,
+) -> optax.GradientTransformationExtraArgs:
+    r"""Rescale updates by Adam's bias-corrected moment estimates.
+
+    .. math::
+        m_t = \beta_1 m_{t-1} + (1-\beta_1) g_t, \quad v_t = \beta_2 v_{t-1} + (1-\beta_2) g_t^2, \\
+        \hat m_t = \frac{m_t}{1-\beta_1^t}, \quad \hat v_t = \frac{v_t}{1-\beta_2^t}, \quad
+        u_t = \frac{\hat m_t}{\sqrt{\hat v_t + \epsilon_{root}} + \epsilon}.
+
+    The corrections are computed as ``-expm1(t * log1p(-b))``, accurate in float32 for every step.
+
+    Args:
+      b1: decay of the first moment, in ``[0, 1)``.
+      b2: decay of the second moment, in ``[0, 1)``.
+      eps: ε added to the root (see ``eps_on``), ``>= 0``. With ``eps_on="corrected"`` (default) this
+        is PyTorch's convention; ``eps_on="raw"`` adds ε to :math:`\sqrt{v_t}` before correction
+        (HuggingFace's AdamW, labml's optimized update).
+      eps_root: ε inside the root (optax's ``eps_root``; d2l's formula), ``>= 0``.
+      debias_mu, debias_nu: apply the bias correction of the first/second moment. BERT's
+        ``correct_bias=False`` turns both off.
+      amsgrad: ``False``; ``True`` or ``"raw"`` to divide by the running maximum of the raw :math:`v_t`
+        corrected at the current step (PyTorch); ``"corrected"`` for the maximum of :math:`\hat v_t`
+        (the AMSGrad paper, optax).
+      mu_dtype, nu_dtype: storage dtypes of the moments (default: the parameter's dtype).
+      shared_count: use the step counter of an enclosing :func:`adaptx.chain`.
+
+    Example:
+      >>> import adaptx, optax, jax.numpy as jnp
+      >>> opt = optax.chain(adaptx.scale_by_adam(b2=0.99), optax.scale(-1e-3))
+      >>> params = {"w": jnp.ones(3)}
+      >>> updates, state = opt.update({"w": jnp.full(3, 0.5)}, opt.init(params))
+    """
+    hyperparams.check_decay("b1", b1)
+    hyperparams.check_decay("b2", b2)
+    return scale_by_moments(
+        _max_tracking(second_moments.MovingAverage(b2, debias=debias_nu), amsgrad),
+        first_moments.MovingAverage(b1, debias=debias_mu),
+        eps=eps,
+        eps_root=eps_root,
+        eps_on=eps_on,
+        mu_dtype=mu_dtype,
+        nu_dtype=nu_dtype,
+        shared_count=shared_count,
+    )
+
+
+def scale_by_amsgrad(
+    b1: Any = 0.9,
+    b2: Any = 0.999,
+    eps: Any = 1e-8,
+    eps_root: Any = 0.0,
+    *,
+    max_of: MaxOf = "raw",
+    eps_on: EpsOn = "corrected",
+    mu_dtype: Any = None,
+    nu_dtype: Any = None,
+    shared_count: bool = False,
+) -> optax.GradientTransformationExtraArgs:
+    r"""Rescale updates by AMSGrad's running maximum of Adam's second moment.
+
+    ``max_of="raw"`` (default, PyTorch's and labml's rule):
+
+    .. math::
+        u_t \leftarrow \max(u_{t-1}, v_t), \qquad
+        \text{update} = \frac{\hat m_t}{\sqrt{u_t / (1 - \beta_2^t)} + \epsilon};
+
+    ``max_of="corrected"`` (the paper's and optax's rule): :math:`\hat u_t = \max(\hat u_{t-1}, \hat v_t)`
+    and :math:`\text{update} = \hat m_t / (\sqrt{\hat u_t} + \epsilon)`. The two differ: the corrected
+    :math:`\hat v_t` of early steps is inflated by :math:`1/(1-\beta_2^t)` and can stay the maximum for
+    a long time.
+
+    Args:
+      b1, b2, eps, eps_root, eps_on, mu_dtype, nu_dtype, shared_count: as in :func:`scale_by_adam`.
+      max_of: ``"raw"`` or ``"corrected"``.
+
+    Example:
+      >>> import adaptx, optax
+      >>> opt = optax.chain(adaptx.scale_by_amsgrad(max_of="corrected"), optax.scale(-1e-3))
+    """
+    if max_of not in ("raw", "corrected"):
+        raise ValueError(f"max_of must be 'raw' or 'corrected', got {max_of!r}")
+    return scale_by_adam(
+        b1, b2, eps, eps_root, amsgrad=max_of, eps_on=eps_on, mu_dtype=mu_dtype, nu_dtype=nu_dtype,
+        shared_count=shared_count,
+    )
+
+
+def scale_by_adax(
+    b1: Any = 0.9,
+    b2: Any = 1e-4,
+    eps: Any = 1e-12,
+    *,
+    eps_on: EpsOn = "raw",
+    amsgrad: bool | MaxOf = False,
+    mu_dtype: Any = None,
+    nu_dtype: Any = None,
+    shared_count: bool = False,
+) -> optax.GradientTransformationExtraArgs:
+    r"""Rescale updates by AdaX's long-term second moment (Li et al., 2020).
+
+    .. math::
+        m_t = \beta_1 m_{t-1} + (1-\beta_1) g_t, \quad v_t = (1+\beta_2) v_{t-1} + \beta_2 g_t^2, \quad
+        B_t = (1+\beta_2)^t - 1, \\
+        u_t = \frac{m_t}{\sqrt{v_t / B_t} + \epsilon'} \quad(\text{no first-moment correction}).
+
+    With ``eps_on="raw"`` (default, the authors' code) :math:`\epsilon' = \epsilon / \sqrt{B_t}`, i.e.
+    the step is :math:`\sqrt{B_t}\, m_t / (\sqrt{v_t} + \epsilon)`; ``"corrected"`` adds ε to
+    :math:`\sqrt{v_t / B_t}` (one Keras port's choice).
+
+    The textbook :math:`v_t` and :math:`B_t` overflow float32 at t ≈ 887,000 for β2 = 1e-4 (NaN from
+    step 887,128). This transform stores :math:`v_t / B_t` instead (see
+    :class:`adaptx.moments.LongTermAverage`) and stays finite and accurate for every step the int32
+    counter can count.
+
+    Args:
+      b1: decay of the first moment, in ``[0, 1)`` (authors' default 0.9).
+      b2: AdaX's β2 ``> 0`` (authors' default 1e-4): the growth rate of the long-term memory.
+      eps: ε, ``>= 0`` (authors' default 1e-12, on the raw root).
+      eps_on: ``"raw"`` (authors) or ``"corrected"``.
+      amsgrad: AMSGrad max-tracking around AdaX's accumulator: ``False``, ``True``/``"raw"`` or
+        ``"corrected"`` (see :func:`scale_by_adam`).
+      mu_dtype, nu_dtype, shared_count: as in :func:`scale_by_adam`.
+
+    Example:
+      >>> import adaptx, optax
+      >>> opt = optax.chain(adaptx.scale_by_adax(), optax.scale(-1.5e-3))
+    """
+    hyperparams.check_decay("b1", b1)
+    hyperparams.check_positive("b2", b2)
+    return scale_by_moments(
+        _max_tracking(second_moments.LongTermAverage(b2), amsgrad),
+        first_moments.MovingAverage(b1, debias=False),
+        eps=eps,
+        eps_on=eps_on,
+        mu_dtype=mu_dtype,
+        nu_dtype=nu_dtype,
+        shared_count=shared_count,
+    )

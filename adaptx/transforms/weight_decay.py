@@ -1,0 +1,128 @@
+r"""Weight decay, coupled (L2 added to the gradient) and decoupled (shrinking the parameters).
+
+The two are different algorithms for adaptive methods (Loshchilov & Hutter, 2019): coupled L2 passes
+through the preconditioner, decoupled decay does not. Both take a ``mask`` choosing which parameters decay
+(a tree of booleans like the parameters, or a callable ``params -> such a tree``), and a weight decay that
+may be a schedule.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any, NamedTuple
+
+import jax
+import optax
+
+from adaptx.core import counting, hyperparams, numerics, trees
+
+Array = jax.Array
+
+
+class WeightDecayState(NamedTuple):
+    """State of the weight-decay transforms: the block's own counter, or ``None`` in a chain."""
+
+    count: Array | None
+
+
+def _weight_decay(
+    who: str,
+    weight_decay: Any,
+    learning_rate: Any,
+    sign: int,
+    mask: Any,
+    shared_count: bool,
+) -> optax.GradientTransformationExtraArgs:
+    """``u + sign * γ_t λ_t θ`` on the masked leaves (γ = 1 when ``learning_rate`` is ``None``)."""
+    hyperparams.check_non_negative("weight_decay", weight_decay, schedule_ok=True)
+    if learning_rate is not None:
+        hyperparams.check_non_negative("learning_rate", learning_rate, schedule_ok=True)
+
+    def init_fn(params):
+        del params
+        return WeightDecayState(count=counting.init(shared_count))
+
+    def update_fn(updates, state, params=None, **extra_args):
+        if params is None:
+            raise ValueError(f"{who} needs the current parameters: call update(updates, state, params)")
+        t, count = counting.next_step(shared_count, state.count, extra_args, who)
+        decide = mask(params) if callable(mask) else mask
+
+        def leaf(u, p, decays=True):
+            if not decays:
+                return u
+            trees.check_shape(who, u, p)
+            c = numerics.compute_dtype(u.dtype, p.dtype)
+            rate = hyperparams.evaluate(weight_decay, t - 1, c)
+            if learning_rate is not None:
+                rate = rate * hyperparams.evaluate(learning_rate, t - 1, c)
+            return (u.astype(c) + sign * rate * p.astype(c)).astype(u.dtype)
+
+        if decide is None:
+            new = trees.map_leaves(who, leaf, updates, params)
+        else:
+            new = trees.map_leaves(who, leaf, updates, params, decide)
+        return new, WeightDecayState(count=count)
+
+    return optax.GradientTransformationExtraArgs(init_fn, update_fn)
+
+
+def add_l2(
+    weight_decay: Any,
+    *,
+    mask: Any | Callable[[Any], Any] = None,
+    shared_count: bool = False,
+) -> optax.GradientTransformationExtraArgs:
+    r"""Coupled L2 regularisation: add :math:`\lambda\theta` to the gradient.
+
+    .. math::
+        g \leftarrow g + \lambda_t \theta .
+
+    Place it *before* the moment estimates (PyTorch's ``Adam(weight_decay=...)``, the AdaX authors' AdaX).
+
+    Args:
+      weight_decay: λ ``>= 0``, a number, an array or an optax schedule.
+      mask: which parameters decay: a tree of Python booleans like the parameters, or a callable
+        returning one. ``None`` decays all. Masks are static: they choose the program, not a value in it.
+      shared_count: use the step counter of an enclosing :func:`adaptx.chain` (only schedules need it).
+
+    Example:
+      >>> import adaptx, optax
+      >>> opt = optax.chain(adaptx.add_l2(5e-4), adaptx.scale_by_adax(), optax.scale(-1.5e-3))
+    """
+    return _weight_decay("adaptx.add_l2", weight_decay, None, +1, mask, shared_count)
+
+
+def decoupled_weight_decay(
+    weight_decay: Any,
+    learning_rate: Any = None,
+    *,
+    mask: Any | Callable[[Any], Any] = None,
+    shared_count: bool = False,
+) -> optax.GradientTransformationExtraArgs:
+    r"""Decoupled weight decay: shrink the parameters directly, outside the preconditioner.
+
+    .. math::
+        u \leftarrow u - \gamma_t \lambda_t \theta_{t-1} \quad\text{(PyTorch AdamW, AdaXW)}, \qquad
+        u \leftarrow u - \lambda_t \theta_{t-1} \quad\text{(``learning_rate=None``: labml's "absolute")}.
+
+    Place it *after* the learning-rate scaling, so that the applied update is
+    :math:`\theta_t = \theta_{t-1} - \gamma_t(\text{step} + \lambda_t\theta_{t-1})`, PyTorch's
+    :math:`\theta_{t-1}(1 - \gamma\lambda) - \gamma\,\text{step}`.
+
+    Args:
+      weight_decay: λ ``>= 0``, a number, an array or an optax schedule.
+      learning_rate: γ scaling the decay (number, array or schedule, evaluated like the optimizer's), or
+        ``None`` for decay not scaled by the learning rate.
+      mask: which parameters decay (tree of booleans or callable), ``None`` for all.
+      shared_count: use the step counter of an enclosing :func:`adaptx.chain`.
+
+    Example:
+      >>> import adaptx, optax
+      >>> opt = optax.chain(adaptx.scale_by_adam(), adaptx.scale_by_learning_rate(1e-3),
+      ...                   adaptx.decoupled_weight_decay(1e-2, learning_rate=1e-3))
+    """
+    return _weight_decay(
+        "adaptx.decoupled_weight_decay", weight_decay, learning_rate, -1, mask, shared_count
+    )
+
