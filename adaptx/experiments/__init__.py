@@ -1,0 +1,37 @@
+"""The AMSGrad paper's synthetic experiments (Reddi, Kale & Kumar, ICLR 2018), for any optax optimizer.
+
+* :mod:`~adaptx.experiments.problems`: the online (period 101, and Theorem 1's period 3) and stochastic
+  (p = 0.01) linear problems on [-1, 1].
+* :func:`sweep` / :func:`run`: optimizers x hyperparameters x seeds as one compiled program, chunked so
+  that 10M steps are routine; :class:`Result` holds x_t and R_t/t at logged steps.
+* :mod:`~adaptx.experiments.sampling`: the exact Bernoulli(p) big steps, drawn as geometric gaps.
+* :mod:`~adaptx.experiments.optimizers`: Adam, AMSGrad, AdaX by name; :mod:`~adaptx.experiments.report`:
+  tables, CSV/JSON and the Figure-1-style plot used by ``adaptx reddi``.
+
+Example:
+  >>> import adaptx
+  >>> from adaptx.experiments import Stochastic, run
+  >>> res = run(adaptx.adam(1e-2, b2=0.99), Stochastic(), steps=100_000, seeds=8)
+  >>> bool(res.final_x().mean() > 0.5)  # Adam ends near the worst point, +1
+  True
+"""
+
+from adaptx.experiments import optimizers, problems, sampling
+from adaptx.experiments.problems import X_STAR, Online, Stochastic, theorem1, theorem1_betas
+from adaptx.experiments.sweep import Result, log_times, product_grid, run, sweep
+
+__all__ = [
+    "X_STAR",
+    "Online",
+    "Result",
+    "Stochastic",
+    "log_times",
+    "optimizers",
+    "problems",
+    "product_grid",
+    "run",
+    "sampling",
+    "sweep",
+    "theorem1",
+    "theorem1_betas",
+]

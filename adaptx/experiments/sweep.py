@@ -1,0 +1,345 @@
+r"""Run an optimizer on the AMSGrad paper's problems: many seeds and hyperparameters in one program.
+
+The problem is one-dimensional, so a *run* is a scalar iterate :math:`x_t \in [-1, 1]` and a scalar
+optimizer state. A sweep keeps one such scalar per (hyperparameter setting, seed) in arrays of shape
+``[settings, seeds]``: the parameter handed to the optimizer is the vector of all seeds' iterates (an
+elementwise optimizer on a vector is exactly ``vmap`` over seeds, and its per-step scalars such as bias
+corrections are computed once for all seeds), and the hyperparameter settings are a ``jax.vmap`` over
+the optimizer's *construction* (adaptx and optax accept traced hyperparameters).
+
+Each step t (1-based) of a run does
+
+.. math::
+    c_t = \text{gradient of } f_t, \quad R_t = R_{t-1} + c_t (x_t - x^*), \quad
+    x_{t+1} = \Pi_{[-1,1]}\bigl(x_t + \text{update}(c_t)\bigr),
+
+with :math:`x_1 = x_0` (default 0) and :math:`x^* = -1`. A log entry at step T holds :math:`R_T / T` and
+the iterate after T updates, :math:`x_{T+1}` (written :math:`x_T` in plots, as in the paper).
+
+Memory and chunks. The steps run inside ``jit`` as a ``lax.fori_loop`` over one *piece* of at most
+``chunk`` steps at a time; the host calls the compiled piece for consecutive pieces, cut at the logged
+steps and at multiples of ``chunk``, and keeps only the logged values. Memory therefore depends on the
+number of logged points and on ``chunk``, not on the number of steps. The numbers do not depend on how
+the run is cut: the step computation is the same compiled loop body, and the random big steps of a seed
+are a pure function of the seed (see :mod:`adaptx.experiments.sampling`).
+
+Regret accuracy. :math:`R_t` grows like :math:`t` and reaches ~1e8 in a 10M-step run, where one
+float32 ulp is 8 while the increments are ~20. It is accumulated with Kahan's compensated summation (a
+running correction term carries the low-order bits lost by each addition), which keeps the float32 sum
+within a few ulp of the exact one whatever the number of steps.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any, NamedTuple
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+
+from adaptx.experiments import sampling
+from adaptx.experiments.problems import X_STAR
+
+Array = jax.Array
+OptimizerFactory = Callable[..., optax.GradientTransformation]
+
+
+class Carry(NamedTuple):
+    """Everything a sweep carries from one step to the next.
+
+    Attributes:
+      x: iterates, ``[settings, seeds]``.
+      opt_state: the optimizer states, batched over settings (and over seeds inside each leaf).
+      regret: :math:`R_t`, ``[settings, seeds]``, the Kahan sum.
+      compensation: the Kahan correction of ``regret`` (the low-order bits still to be added).
+      sampler: the big-step sampler state (stochastic problem), or ``None``.
+    """
+
+    x: Array
+    opt_state: Any
+    regret: Array
+    compensation: Array
+    sampler: sampling.SamplerState | None
+
+
+@dataclasses.dataclass
+class Result:
+    """The logged trajectory of a sweep.
+
+    Attributes:
+      problem: the problem object that was run.
+      t: int64 ``[points]``, the logged step numbers T (increasing, the last is the number of steps).
+      x: float ``[settings, seeds, points]``, the iterate after T steps.
+      avg_regret: float ``[settings, seeds, points]``, :math:`R_T / T`.
+      seeds: the integer seeds, ``[seeds]``.
+      grid: the hyperparameter values of each setting, name -> ``[settings]`` (empty without a grid).
+      label: a name for tables and legends.
+      seconds: wall-clock time of the run, compilation included.
+    """
+
+    problem: Any
+    t: np.ndarray
+    x: np.ndarray
+    avg_regret: np.ndarray
+    seeds: np.ndarray
+    grid: dict[str, np.ndarray]
+    label: str = ""
+    seconds: float = 0.0
+
+    @property
+    def steps(self) -> int:
+        """The number of steps run."""
+        return int(self.t[-1])
+
+    @property
+    def num_settings(self) -> int:
+        return self.x.shape[0]
+
+    def setting(self, i: int) -> dict[str, float]:
+        """The hyperparameters of setting ``i`` as Python floats."""
+        return {k: float(v[i]) for k, v in self.grid.items()}
+
+    def final_x(self) -> np.ndarray:
+        """:math:`x_T` at the last step, ``[settings, seeds]``."""
+        return self.x[..., -1]
+
+    def final_avg_regret(self) -> np.ndarray:
+        """:math:`R_T / T` at the last step, ``[settings, seeds]``."""
+        return self.avg_regret[..., -1]
+
+    def summary(self) -> list[dict[str, float]]:
+        """One row per setting: its hyperparameters, mean and std over seeds of :math:`x_T` and
+        :math:`R_T / T`, and the fraction of seeds ending at :math:`x_T > 0` (the wrong half)."""
+        xs, rs = self.final_x(), self.final_avg_regret()
+        rows = []
+        for i in range(self.num_settings):
+            rows.append(
+                {
+                    **self.setting(i),
+                    "x_mean": float(xs[i].mean()),
+                    "x_std": float(xs[i].std()),
+                    "regret_mean": float(rs[i].mean()),
+                    "regret_std": float(rs[i].std()),
+                    "frac_positive": float((xs[i] > 0).mean()),
+                }
+            )
+        return rows
+
+
+def log_times(steps: int, points: int = 200, spacing: str = "log") -> np.ndarray:
+    """The step numbers to log: ``points`` values in ``[1, steps]``, log- or evenly spaced, always ending
+    at ``steps`` (duplicates after rounding removed, so there may be fewer).
+
+    Example:
+      >>> from adaptx.experiments import log_times
+      >>> log_times(1000, 4).tolist()
+      [1, 10, 100, 1000]
+    """
+    if not isinstance(steps, (int, np.integer)) or steps < 1:
+        raise ValueError(f"steps must be a positive int, got {steps!r}")
+    if steps > 2**31 - 2**20:
+        raise ValueError(f"steps must be below 2**31 - 2**20 (int32 step counters), got {steps}")
+    if not isinstance(points, (int, np.integer)) or points < 1:
+        raise ValueError(f"points must be a positive int, got {points!r}")
+    if spacing == "log":
+        ts = np.geomspace(1, steps, points)
+    elif spacing == "linear":
+        ts = np.linspace(steps / points, steps, points)
+    else:
+        raise ValueError(f"spacing must be 'log' or 'linear', got {spacing!r}")
+    ts = np.unique(np.clip(np.round(ts).astype(np.int64), 1, steps))
+    return np.unique(np.append(ts, steps))
+
+
+def _as_grid(grid: Mapping[str, Any] | None) -> tuple[dict[str, np.ndarray], int]:
+    if not grid:
+        return {}, 1
+    out = {}
+    for name, values in grid.items():
+        arr = np.atleast_1d(np.asarray(values, dtype=np.float64))
+        if arr.ndim != 1:
+            raise ValueError(f"grid[{name!r}] must be a 1-D sequence of values, got shape {arr.shape}")
+        out[name] = arr
+    sizes = {name: v.size for name, v in out.items()}
+    if len(set(sizes.values())) != 1:
+        raise ValueError(
+            f"grid values must all have the same length (one entry per setting; see product_grid), "
+            f"got {sizes}"
+        )
+    return out, next(iter(sizes.values()))
+
+
+def product_grid(**axes: Sequence[float]) -> dict[str, np.ndarray]:
+    """Every combination of the given values, as the ``grid`` argument of :func:`sweep`.
+
+    Example:
+      >>> from adaptx.experiments import product_grid
+      >>> {k: v.tolist() for k, v in product_grid(learning_rate=[1e-2, 1e-3], b2=[0.99, 0.999]).items()}
+      {'learning_rate': [0.01, 0.01, 0.001, 0.001], 'b2': [0.99, 0.999, 0.99, 0.999]}
+    """
+    names = list(axes)
+    mesh = np.meshgrid(*[np.asarray(axes[n], dtype=np.float64) for n in names], indexing="ij")
+    return {n: m.ravel() for n, m in zip(names, mesh, strict=True)}
+
+
+def _step_fn(problem, make_optimizer, dtype):
+    """The compiled piece: ``(carry, grid, keys, t0, n) -> carry`` after steps ``t0 + 1 .. t0 + n``."""
+
+    def piece(carry: Carry, grid, seed_keys, t0, n, size):
+        if problem.stochastic:
+            mask, sampler = sampling.window(seed_keys, carry.sampler, t0, n, size, problem.p)
+        else:
+            mask, sampler = None, carry.sampler
+
+        def one_setting(hyper, x, opt_state, regret, comp):
+            opt = make_optimizer(**hyper)
+
+            def body(i, c):
+                x, opt_state, regret, comp = c
+                t = t0 + i + 1
+                big = None if mask is None else jax.lax.dynamic_index_in_dim(mask, i, keepdims=False)
+                g = jnp.broadcast_to(problem.gradient(t, big, dtype), x.shape)
+                # Kahan summation of R_t += c_t (x_t - x*).
+                y = g * (x - X_STAR) - comp
+                total = regret + y
+                comp = (total - regret) - y
+                updates, opt_state = opt.update(g, opt_state, x)
+                x = jnp.clip(x + updates, -1.0, 1.0)
+                return x, opt_state, total, comp
+
+            return jax.lax.fori_loop(0, n, body, (x, opt_state, regret, comp))
+
+        num = carry.x.shape[0]
+        x, opt_state, regret, comp = jax.vmap(one_setting, axis_size=num)(
+            grid, carry.x, carry.opt_state, carry.regret, carry.compensation
+        )
+        return Carry(x, opt_state, regret, comp, sampler)
+
+    return jax.jit(piece, static_argnames="size")
+
+
+def sweep(
+    make_optimizer: OptimizerFactory | optax.GradientTransformation,
+    problem: Any,
+    *,
+    steps: int,
+    seeds: Sequence[int] | int = 1,
+    grid: Mapping[str, Sequence[float]] | None = None,
+    x0: float = 0.0,
+    log_points: int = 200,
+    spacing: str = "log",
+    chunk: int = 8192,
+    label: str = "",
+    progress: Callable[[int, int], None] | None = None,
+    dtype: Any = jnp.float32,
+) -> Result:
+    r"""Run ``make_optimizer(**setting)`` on ``problem`` for every hyperparameter setting and seed.
+
+    For each setting h and seed s the run starts at :math:`x_1 = x_0`, steps
+    :math:`x_{t+1} = \Pi_{[-1,1]}(x_t + \text{update}_t)` for ``steps`` steps, and logs :math:`x` and
+    :math:`R_T/T` at :func:`log_times` ``(steps, log_points, spacing)``. All settings and seeds run as one
+    compiled program; see the module docstring for how steps are chunked.
+
+    Args:
+      make_optimizer: a function of the grid's hyperparameters (keyword arguments, traced jax scalars)
+        returning an optax transformation, e.g. ``lambda learning_rate, b2: adaptx.adam(learning_rate,
+        b2=b2)``; or, without ``grid``, a transformation itself.
+      problem: :class:`~adaptx.experiments.Online` or :class:`~adaptx.experiments.Stochastic`.
+      steps: number of steps T (``< 2**31 - 2**20``).
+      seeds: the integer seeds, or their number n for ``range(n)``. Seed s draws the same big steps in
+        every sweep, whatever the other seeds, settings or ``chunk``. The online problem is deterministic:
+        every seed gives the same numbers.
+      grid: hyperparameter settings, name -> sequence of values, all of the same length (one entry per
+        setting; :func:`product_grid` builds every combination). ``None``: one setting.
+      x0: the starting point :math:`x_1` in ``[-1, 1]``.
+      log_points, spacing: how many steps to log and whether ``"log"`` or ``"linear"`` spaced.
+      chunk: the most steps one compiled call runs (memory holds a ``[chunk, seeds]`` bool mask). Does not
+        change the results.
+      label: a name stored in the result.
+      progress: called as ``progress(steps_done, steps)`` after every piece (the call waits for the
+        device, so it slows tiny pieces down a little).
+      dtype: floating dtype of the iterates.
+
+    Returns:
+      a :class:`Result`.
+
+    Example:
+      >>> import adaptx
+      >>> from adaptx.experiments import Online, sweep
+      >>> res = sweep(lambda learning_rate: adaptx.adam(learning_rate, b2=0.99), Online(),
+      ...             steps=20_000, grid={"learning_rate": [1e-2, 1e-3]})
+      >>> res.final_x().round(2).tolist()  # Adam drifts to the worst point, +1
+      [[1.0], [1.0]]
+    """
+    start = time.perf_counter()
+    grid_np, num_settings = _as_grid(grid)
+    if isinstance(make_optimizer, optax.GradientTransformation):
+        if grid_np:
+            raise ValueError("with a grid, pass a function of the hyperparameters, not a transformation")
+        transformation = make_optimizer
+        make_optimizer = lambda: transformation  # noqa: E731
+    if not callable(make_optimizer):
+        raise ValueError(f"make_optimizer must be callable, got {make_optimizer!r}")
+    seeds_np = np.arange(seeds) if isinstance(seeds, (int, np.integer)) else np.asarray(seeds)
+    if seeds_np.ndim != 1 or seeds_np.size < 1 or seeds_np.dtype.kind not in "iu":
+        raise ValueError(f"seeds must be a positive int or a 1-D sequence of ints, got {seeds!r}")
+    if not -1.0 <= float(x0) <= 1.0:
+        raise ValueError(f"x0 must lie in [-1, 1], got {x0!r}")
+    if not isinstance(chunk, (int, np.integer)) or chunk < 1:
+        raise ValueError(f"chunk must be a positive int, got {chunk!r}")
+    ts = log_times(steps, log_points, spacing)
+
+    num_seeds = seeds_np.size
+    grid_j = {k: jnp.asarray(v, dtype) for k, v in grid_np.items()}
+    x = jnp.full((num_settings, num_seeds), x0, dtype)
+    opt_state = jax.vmap(lambda h, p: make_optimizer(**h).init(p), axis_size=num_settings)(grid_j, x)
+    zeros = jnp.zeros_like(x)
+    seed_keys = sampling.keys(seeds_np)
+    sampler = sampling.init(seed_keys, problem.p) if problem.stochastic else None
+    carry = Carry(x, opt_state, zeros, zeros, sampler)
+
+    piece = _step_fn(problem, make_optimizer, dtype)
+    cuts = np.union1d(ts, np.arange(chunk, steps, chunk, dtype=np.int64))
+    logged = set(ts.tolist())
+    xs, regrets = [], []
+    done = 0
+    for end in cuts.tolist():
+        carry = piece(carry, grid_j, seed_keys, jnp.int32(done), jnp.int32(end - done), size=chunk)
+        done = end
+        if done in logged:
+            xs.append(carry.x)
+            regrets.append((carry.regret - carry.compensation) / jnp.asarray(done, dtype))
+        if progress is not None:
+            jax.block_until_ready(carry.x)
+            progress(done, steps)
+    x_log = np.moveaxis(np.asarray(jnp.stack(xs)), 0, -1)
+    r_log = np.moveaxis(np.asarray(jnp.stack(regrets)), 0, -1)
+    return Result(
+        problem=problem,
+        t=ts,
+        x=x_log,
+        avg_regret=r_log,
+        seeds=seeds_np,
+        grid=grid_np,
+        label=label,
+        seconds=time.perf_counter() - start,
+    )
+
+
+def run(optimizer: optax.GradientTransformation, problem: Any, **kwargs) -> Result:
+    """One optimizer (no hyperparameter grid) on ``problem``: :func:`sweep` with ``grid=None``.
+
+    Example:
+      >>> import adaptx
+      >>> from adaptx.experiments import Stochastic, run
+      >>> res = run(adaptx.amsgrad(1e-2, b2=0.99), Stochastic(), steps=10_000, seeds=4)
+      >>> res.x.shape  # [settings, seeds, logged points]
+      (1, 4, 152)
+    """
+    if "grid" in kwargs:
+        raise ValueError("run takes no grid; use sweep")
+    return sweep(optimizer, problem, **kwargs)
