@@ -73,11 +73,22 @@ class Accumulator:
     """
 
     def estimate(self, state: Any, sc: Scalars) -> Array:
-        r"""The bias-corrected estimate :math:`\hat v = \text{stored} / \text{div}`."""
+        r"""The bias-corrected estimate :math:`\hat v = \text{stored} / \text{div}` (squared for a norm)."""
+        if self.is_norm:
+            return jnp.square(_div(self.stored(state), sc.div))
         return _div(self.stored(state), sc.div)
 
+    #: True when the accumulator already tracks a norm (Adamax's :math:`u \approx \max|g|`), not a square:
+    #: its "root" is then the stored value itself and its "estimate" the square of it.
+    is_norm: bool = False
+
     def sqrt_estimate(self, state: Any, sc: Scalars) -> Array:
-        r""":math:`\sqrt{\hat v}`, formed as :math:`\sqrt{\text{stored}} / \sqrt{\text{div}}`."""
+        r""":math:`\sqrt{\hat v}`, formed as :math:`\sqrt{\text{stored}} / \sqrt{\text{div}}`.
+
+        For a norm accumulator (``is_norm``) the stored value is already the root: :math:`u / \text{div}`.
+        """
+        if self.is_norm:
+            return _div(self.stored(state), sc.div)
         return _div(jnp.sqrt(self.stored(state)), sc.sqrt_div)
 
 
@@ -237,6 +248,10 @@ class MaxTracked(Accumulator):
         if isinstance(self.inner, MaxTracked):
             raise ValueError("MaxTracked cannot wrap another MaxTracked accumulator")
 
+    @property
+    def is_norm(self) -> bool:  # the maximum of a norm is a norm
+        return self.inner.is_norm
+
     def init(self, like: Array, dtype) -> MaxState:
         return MaxState(nu=self.inner.init(like, dtype), nu_max=jnp.zeros(like.shape, dtype))
 
@@ -263,3 +278,103 @@ class MaxTracked(Accumulator):
         if self.over == "raw":
             return super().sqrt_estimate(state, sc)
         return jnp.sqrt(state.nu_max)
+
+
+@dataclasses.dataclass(frozen=True)
+class RunningSum(Accumulator):
+    r"""Adagrad's running sum of squared gradients.
+
+    .. math::
+        s_0 = s_{init}, \qquad s_t = s_{t-1} + g_t^2, \qquad \hat v_t = s_t \text{ (no correction)}.
+
+    Attributes:
+      initial: :math:`s_{init} \ge 0`, PyTorch's ``initial_accumulator_value`` (default 0; optax's
+        ``adagrad`` starts at 0.1).
+    """
+
+    initial: Any = 0.0
+
+    def init(self, like: Array, dtype) -> Array:
+        return jnp.full(like.shape, self.initial, dtype)
+
+    def scalars(self, t: Array, dtype) -> Scalars:
+        return Scalars()
+
+    def update(self, s: Array, g: Array, sc: Scalars) -> Array:
+        return s + g * g
+
+    def stored(self, s: Array) -> Array:
+        return s
+
+
+class CenteredState(NamedTuple):
+    """Per-leaf state of :class:`CenteredMovingAverage`: the averages of :math:`g^2` and of :math:`g`."""
+
+    nu: Array
+    mu: Array
+
+
+@dataclasses.dataclass(frozen=True)
+class CenteredMovingAverage(Accumulator):
+    r"""Centered RMSprop's variance estimate (Graves, 2013; ``torch.optim.RMSprop(centered=True)``).
+
+    .. math::
+        v_t = \alpha v_{t-1} + (1-\alpha) g_t^2, \qquad \bar g_t = \alpha \bar g_{t-1} + (1-\alpha) g_t,
+        \qquad \hat v_t = v_t - \bar g_t^2 \text{ (no bias correction)}.
+
+    :math:`\hat v_t \ge 0` in exact arithmetic (a weighted variance); rounding can make it a tiny
+    negative number when the gradient barely varies, and its root is then NaN, exactly as in PyTorch.
+
+    Attributes:
+      decay: :math:`\alpha` in ``[0, 1)`` (PyTorch's default 0.99).
+    """
+
+    decay: Any = 0.99
+
+    def init(self, like: Array, dtype) -> CenteredState:
+        return CenteredState(nu=jnp.zeros(like.shape, dtype), mu=jnp.zeros(like.shape, dtype))
+
+    def scalars(self, t: Array, dtype) -> Scalars:
+        a = jnp.asarray(self.decay, dtype)
+        return Scalars(coef_old=a, coef_new=1 - a)
+
+    def update(self, state: CenteredState, g: Array, sc: Scalars) -> CenteredState:
+        return CenteredState(
+            nu=sc.coef_old * state.nu + sc.coef_new * (g * g),
+            mu=sc.coef_old * state.mu + sc.coef_new * g,
+        )
+
+    def stored(self, state: CenteredState) -> Array:
+        return state.nu - state.mu * state.mu
+
+
+@dataclasses.dataclass(frozen=True)
+class InfinityNorm(Accumulator):
+    r"""Adamax's exponentially weighted infinity norm (Kingma & Ba, 2015, section 7.1).
+
+    .. math::
+        u_t = \max(\beta_2 u_{t-1},\; |g_t| + \epsilon), \qquad \sqrt{\hat v_t} := u_t .
+
+    The accumulator tracks a norm, not a square (``is_norm``), so :func:`adaptx.scale_by_moments` divides
+    by :math:`u_t` itself. ε sits *inside* the maximum, as in PyTorch, so the engine's own ε should be 0.
+
+    Attributes:
+      decay: :math:`\beta_2` in ``[0, 1)``.
+      eps: :math:`\epsilon \ge 0` added to :math:`|g_t|` (PyTorch's default 1e-8).
+    """
+
+    decay: Any = 0.999
+    eps: Any = 1e-8
+    is_norm = True  # a class constant, not a field
+
+    def init(self, like: Array, dtype) -> Array:
+        return jnp.zeros(like.shape, dtype)
+
+    def scalars(self, t: Array, dtype) -> Scalars:
+        return Scalars(coef_old=jnp.asarray(self.decay, dtype))
+
+    def update(self, u: Array, g: Array, sc: Scalars) -> Array:
+        return jnp.maximum(sc.coef_old * u, jnp.abs(g) + jnp.asarray(self.eps, g.dtype))
+
+    def stored(self, u: Array) -> Array:
+        return u

@@ -62,6 +62,7 @@ def scale_by_moments(
     mu_dtype: Any = None,
     nu_dtype: Any = None,
     shared_count: bool = False,
+    rectifier: Any = None,
 ) -> optax.GradientTransformationExtraArgs:
     r"""Scale updates by first- and second-moment estimates: the engine behind every adaptive block.
 
@@ -71,12 +72,16 @@ def scale_by_moments(
         \epsilon \sqrt{\hat v_t / v_t} \text{ (eps\_on="raw")},
 
     with :math:`\hat m_t` from ``first`` (the gradient itself when ``first`` is ``None``) and
-    :math:`\hat v_t` from ``second``.
+    :math:`\hat v_t` from ``second`` (no denominator at all when ``second`` is ``None``: plain momentum).
+    With a ``rectifier`` (RAdam) the step is :math:`r_t u_t` on the steps it marks adaptive and the bare
+    numerator :math:`\hat m_t` on the others.
 
     Args:
       second: a second-moment accumulator from :mod:`adaptx.moments` (``MovingAverage``,
-        ``LongTermAverage``, or either wrapped in ``MaxTracked``).
-      first: a first-moment estimator (:class:`adaptx.moments.first.MovingAverage`) or ``None``.
+        ``LongTermAverage``, ``RunningSum``, ``CenteredMovingAverage``, ``InfinityNorm``, any of them
+        wrapped in ``MaxTracked``), or ``None``.
+      first: a first-moment estimator from :mod:`adaptx.moments.first` (``MovingAverage``, ``Momentum``,
+        ``NesterovMovingAverage``) or ``None``.
       eps: ε added to the root, ``>= 0``.
       eps_root: ε added inside the root (optax's ``eps_root``), ``>= 0``.
       eps_on: ``"corrected"`` adds ε to :math:`\sqrt{\hat v}` (PyTorch); ``"raw"`` adds it to the raw
@@ -85,6 +90,8 @@ def scale_by_moments(
         done in at least float32 whatever the storage.
       shared_count: read the step number from an enclosing :func:`adaptx.chain` instead of keeping a
         counter in this state.
+      rectifier: ``None`` or an object whose ``scalars(t, dtype)`` returns ``(adaptive, factor)``
+        (:class:`adaptx.moments.RAdamRectification`).
 
     Example:
       >>> import adaptx
@@ -101,7 +108,8 @@ def scale_by_moments(
     def init_fn(params):
         def leaf_init(p):
             mu = None if first is None else first.init(p, mu_dtype or p.dtype)
-            return mu, second.init(p, nu_dtype or p.dtype)
+            nu = None if second is None else second.init(p, nu_dtype or p.dtype)
+            return mu, nu
 
         mu, nu = trees.unzip(jax.tree.map(leaf_init, params), params, 2)
         return ScaleByMomentsState(count=counting.init(shared_count), mu=mu, nu=nu)
@@ -114,22 +122,38 @@ def scale_by_moments(
         def step_scalars(dtype):
             if dtype not in per_dtype:
                 c1 = None if first is None else first.correction(t, dtype)
-                per_dtype[dtype] = (c1, second.scalars(t, dtype))
+                sc = None if second is None else second.scalars(t, dtype)
+                rect = None if rectifier is None else rectifier.scalars(t, dtype)
+                per_dtype[dtype] = (c1, sc, rect)
             return per_dtype[dtype]
 
+        def cast(tree, dtype):
+            return jax.tree.map(lambda x: x.astype(dtype), tree)
+
+        def recast(new, old):
+            return jax.tree.map(lambda n, o: n.astype(o.dtype), new, old)
+
         def leaf_update(g, mu, nu):
-            like = jax.tree.leaves(nu)[0]
+            # The state's per-parameter arrays are its largest leaves (a state may also hold scalars,
+            # like NAdam's product of momenta); the first of them sets the shape check and the dtype.
+            state_leaves = jax.tree.leaves((nu, mu))
+            like = max(state_leaves, key=lambda x: x.ndim) if state_leaves else g
             trees.check_shape(who, g, like)
             c = numerics.compute_dtype(g.dtype, like.dtype)
-            c1, sc = step_scalars(c)
+            c1, sc, rect = step_scalars(c)
             gc = g.astype(c)
             if first is None:
                 m_hat, new_mu = gc, None
             else:
-                m = first.update(mu.astype(c), gc, t)
-                m_hat = m if c1 is None else m / c1
-                new_mu = m.astype(mu.dtype)
-            nu_c = jax.tree.map(lambda x: x.astype(c), nu)
+                m = first.update(cast(mu, c), gc, t)
+                if hasattr(first, "numerator"):
+                    m_hat = first.numerator(m, gc, t, c1)
+                else:  # an estimator without Estimator.numerator: the corrected state
+                    m_hat = m if c1 is None else m / c1
+                new_mu = recast(m, mu)
+            if second is None:
+                return m_hat.astype(g.dtype), new_mu, None
+            nu_c = cast(nu, c)
             nu_c = second.update(nu_c, gc, sc)
             if _is_zero(eps_root):
                 root = second.sqrt_estimate(nu_c, sc)
@@ -142,14 +166,19 @@ def scale_by_moments(
             # den is 0 only where no gradient signal was ever recorded (v = 0) and ε' is 0 (ε = 0, or
             # AdaX's ε/√B_t underflowed): the step there is 0, not 0/0 = NaN.
             u = jnp.where(den > 0, m_hat / den, jnp.zeros_like(m_hat))
-            new_nu = jax.tree.map(lambda new, old: new.astype(old.dtype), nu_c, nu)
+            if rect is not None:
+                u = jnp.where(rect.adaptive, rect.factor * u, m_hat)
+            new_nu = recast(nu_c, nu)
             return u.astype(g.dtype), new_mu, new_nu
 
         mu_in = state.mu if first is not None else jax.tree.map(lambda _: None, updates)
-        out = trees.map_leaves(who, leaf_update, updates, mu_in, state.nu)
+        nu_in = state.nu if second is not None else jax.tree.map(lambda _: None, updates)
+        out = trees.map_leaves(who, leaf_update, updates, mu_in, nu_in)
         new_updates, mu, nu = trees.unzip(out, updates, 3)
         if first is None:
             mu = None
+        if second is None:
+            nu = None
         return new_updates, ScaleByMomentsState(count=count, mu=mu, nu=nu)
 
     return optax.GradientTransformationExtraArgs(init_fn, update_fn)
