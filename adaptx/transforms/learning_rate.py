@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any, NamedTuple
 
 import jax
+import jax.numpy as jnp
 import optax
 
 from adaptx.core import counting, hyperparams, numerics
@@ -60,3 +61,33 @@ def scale_by_learning_rate(
         return jax.tree.map(leaf, updates), ScaleByLearningRateState(count=count)
 
     return optax.GradientTransformationExtraArgs(init_fn, update_fn)
+
+
+def inverse_time_decay(learning_rate: Any, decay: Any) -> Any:
+    r"""Adagrad's learning-rate decay as a schedule: :math:`\gamma_s = \gamma(s) / (1 + s \cdot d)`.
+
+    ``s`` is the number of steps already taken (what :func:`scale_by_learning_rate` passes), so the
+    t-th update uses :math:`\gamma / (1 + (t-1) d)`, PyTorch's ``Adagrad(lr_decay=d)``. ``learning_rate``
+    may itself be a schedule; with ``decay == 0`` it is returned unchanged.
+
+    Args:
+      learning_rate: γ: a number, an array or a schedule.
+      decay: d ``>= 0``.
+
+    Example:
+      >>> import adaptx
+      >>> sched = adaptx.transforms.learning_rate.inverse_time_decay(1e-2, 1e-3)
+      >>> float(sched(1000))
+      0.005
+    """
+    hyperparams.check_non_negative("lr_decay", decay)
+    hyperparams.check_non_negative("learning_rate", learning_rate, schedule_ok=True)
+    if isinstance(decay, (int, float)) and decay == 0:
+        return learning_rate
+
+    def schedule(step):
+        lr = learning_rate(step) if callable(learning_rate) else learning_rate
+        s = jnp.asarray(step, jnp.result_type(float))  # float64 under jax_enable_x64, else float32
+        return lr / (1 + s * decay)
+
+    return schedule
