@@ -32,6 +32,7 @@ within a few ulp of the exact one whatever the number of steps.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import time
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, NamedTuple
@@ -186,40 +187,133 @@ def product_grid(**axes: Sequence[float]) -> dict[str, np.ndarray]:
     return {n: m.ravel() for n, m in zip(names, mesh, strict=True)}
 
 
-def _step_fn(problem, make_optimizer, dtype):
-    """The compiled piece: ``(carry, grid, keys, t0, n) -> carry`` after steps ``t0 + 1 .. t0 + n``."""
+@functools.lru_cache(maxsize=64)
+def _constant_factory(transformation: optax.GradientTransformation) -> OptimizerFactory:
+    """``lambda: transformation``, the same function object for the same transformation (so that
+    :func:`_step_fn`'s cache finds the compiled program of a previous run)."""
+    return lambda: transformation
 
-    def piece(carry: Carry, grid, seed_keys, t0, n, size):
+
+def _one_setting(problem, make_optimizer, dtype):
+    """The functions of *one* hyperparameter setting (all seeds): its initial state, and a piece of steps.
+
+    ``advance(hyper, mask, t0, n, x, opt_state, regret, comp)`` runs steps ``t0 + 1 .. t0 + n``; ``mask``
+    holds the big steps of the stochastic problem (row i is step ``t0 + 1 + i``), ``None`` online.
+    """
+
+    def init(hyper, x):
+        return make_optimizer(**hyper).init(x)
+
+    def advance(hyper, mask, t0, n, x, opt_state, regret, comp):
+        opt = make_optimizer(**hyper)
+
+        def body(i, c):
+            x, opt_state, regret, comp = c
+            t = t0 + i + 1
+            big = None if mask is None else jax.lax.dynamic_index_in_dim(mask, i, keepdims=False)
+            g = jnp.broadcast_to(problem.gradient(t, big, dtype), x.shape)
+            # Kahan summation of R_t += c_t (x_t - x*): `comp` holds what the last addition lost.
+            y = g * (x - X_STAR) - comp
+            total = regret + y
+            comp = (total - regret) - y
+            updates, opt_state = opt.update(g, opt_state, x)
+            x = jnp.clip(x + updates, -1.0, 1.0)
+            return x, opt_state, total, comp
+
+        return jax.lax.fori_loop(0, n, body, (x, opt_state, regret, comp))
+
+    return init, advance
+
+
+def _mapped(fn, in_axes, args, num) -> Any:
+    """Which outputs of ``vmap(fn, in_axes)`` depend on the mapped inputs: a tree like the output with
+    0 (mapped) or ``None`` (the same for every setting) at each leaf. Found by tracing only."""
+    out = jax.eval_shape(jax.vmap(fn, in_axes=in_axes, axis_size=num), *args)
+    leaves, treedef = jax.tree.flatten(out)
+    axes = []
+    for j in range(len(leaves)):
+        def pick(*a, j=j):
+            return jax.tree.leaves(fn(*a))[j]
+
+        try:
+            jax.eval_shape(jax.vmap(pick, in_axes=in_axes, out_axes=None, axis_size=num), *args)
+            axes.append(None)
+        except ValueError:
+            axes.append(0)
+    return jax.tree.unflatten(treedef, axes)
+
+
+def _join(a, b):
+    """Leafwise: mapped if either is."""
+    both_none = lambda u, v: None if u is None and v is None else 0  # noqa: E731
+    return jax.tree.map(both_none, a, b, is_leaf=lambda z: z is None)
+
+
+_PROGRAMS: dict = {}
+
+
+def _program(problem, make_optimizer, dtype, grid, x, seed_keys, chunk):
+    """The initial optimizer states and the compiled piece ``(carry, grid, keys, t0, n) -> carry``.
+
+    Settings are a ``vmap`` over the optimizer's construction. A plain ``vmap`` returns every output
+    with a settings axis, but in a grid over the learning rate alone (the usual case) the moments do not
+    depend on the setting: a ``vmap`` of the *whole* run would keep them unmapped, one copy for all
+    settings, and cost a fraction as much. Our run is cut into pieces, so we find that pattern
+    ourselves: trace one piece, see which state leaves come out mapped, and iterate to the fixed point.
+    Unmapped leaves are then stored once and passed with ``in_axes=None``. The compiled piece is cached
+    per (problem, factory, dtype, grid names, sizes).
+    """
+    num = x.shape[0]
+    init, advance = _one_setting(problem, make_optimizer, dtype)
+    key = (problem, make_optimizer, dtype, tuple(sorted(grid)), x.shape, chunk)
+    if key in _PROGRAMS:
+        init_axes, state_axes, piece = _PROGRAMS[key]
+        opt_state = jax.vmap(init, in_axes=(0, 0), out_axes=init_axes, axis_size=num)(grid, x)
+        return _broadcast(opt_state, init_axes, state_axes, num), piece
+    first_axes = init_axes = _mapped(init, (0, 0), (grid, x), num)
+    opt_state = jax.vmap(init, in_axes=(0, 0), out_axes=init_axes, axis_size=num)(grid, x)
+    mask = jax.ShapeDtypeStruct((chunk, x.shape[1]), jnp.bool_) if problem.stochastic else None
+    scalar = jax.ShapeDtypeStruct((), jnp.int32)
+    axes = init_axes
+    while True:
+        in_axes = (0, None, None, None, 0, axes, 0, 0)
+        out = _mapped(advance, in_axes, (grid, mask, scalar, scalar, x, opt_state, x, x), num)
+        joined = _join(axes, out[1])
+        if joined == axes:
+            break
+        axes = joined
+        opt_state = _broadcast(opt_state, init_axes, axes, num)
+        init_axes = axes
+    state_axes = axes
+
+    def piece(carry: Carry, grid, seed_keys, t0, n):
         if problem.stochastic:
-            mask, sampler = sampling.window(seed_keys, carry.sampler, t0, n, size, problem.p)
+            mask, sampler = sampling.window(seed_keys, carry.sampler, t0, n, chunk, problem.p)
         else:
             mask, sampler = None, carry.sampler
-
-        def one_setting(hyper, x, opt_state, regret, comp):
-            opt = make_optimizer(**hyper)
-
-            def body(i, c):
-                x, opt_state, regret, comp = c
-                t = t0 + i + 1
-                big = None if mask is None else jax.lax.dynamic_index_in_dim(mask, i, keepdims=False)
-                g = jnp.broadcast_to(problem.gradient(t, big, dtype), x.shape)
-                # Kahan summation of R_t += c_t (x_t - x*).
-                y = g * (x - X_STAR) - comp
-                total = regret + y
-                comp = (total - regret) - y
-                updates, opt_state = opt.update(g, opt_state, x)
-                x = jnp.clip(x + updates, -1.0, 1.0)
-                return x, opt_state, total, comp
-
-            return jax.lax.fori_loop(0, n, body, (x, opt_state, regret, comp))
-
-        num = carry.x.shape[0]
-        x, opt_state, regret, comp = jax.vmap(one_setting, axis_size=num)(
-            grid, carry.x, carry.opt_state, carry.regret, carry.compensation
-        )
+        x, opt_state, regret, comp = jax.vmap(
+            advance,
+            in_axes=(0, None, None, None, 0, state_axes, 0, 0),
+            out_axes=(0, state_axes, 0, 0),
+            axis_size=num,
+        )(grid, mask, t0, n, carry.x, carry.opt_state, carry.regret, carry.compensation)
         return Carry(x, opt_state, regret, comp, sampler)
 
-    return jax.jit(piece, static_argnames="size")
+    if len(_PROGRAMS) > 64:
+        _PROGRAMS.clear()
+    _PROGRAMS[key] = (first_axes, state_axes, jax.jit(piece))
+    return opt_state, _PROGRAMS[key][2]
+
+
+def _broadcast(tree, axes_from, axes_to, num):
+    """Give a settings axis to the leaves that are unmapped in ``axes_from`` but mapped in ``axes_to``."""
+
+    def fix(leaf, a, b):
+        if a is None and b == 0:
+            return jnp.broadcast_to(leaf, (num, *jnp.shape(leaf)))
+        return leaf
+
+    return jax.tree.map(fix, tree, axes_from, axes_to, is_leaf=lambda z: z is None)
 
 
 def sweep(
@@ -280,8 +374,7 @@ def sweep(
     if isinstance(make_optimizer, optax.GradientTransformation):
         if grid_np:
             raise ValueError("with a grid, pass a function of the hyperparameters, not a transformation")
-        transformation = make_optimizer
-        make_optimizer = lambda: transformation  # noqa: E731
+        make_optimizer = _constant_factory(make_optimizer)
     if not callable(make_optimizer):
         raise ValueError(f"make_optimizer must be callable, got {make_optimizer!r}")
     seeds_np = np.arange(seeds) if isinstance(seeds, (int, np.integer)) else np.asarray(seeds)
@@ -296,19 +389,18 @@ def sweep(
     num_seeds = seeds_np.size
     grid_j = {k: jnp.asarray(v, dtype) for k, v in grid_np.items()}
     x = jnp.full((num_settings, num_seeds), x0, dtype)
-    opt_state = jax.vmap(lambda h, p: make_optimizer(**h).init(p), axis_size=num_settings)(grid_j, x)
-    zeros = jnp.zeros_like(x)
     seed_keys = sampling.keys(seeds_np)
+    opt_state, piece = _program(problem, make_optimizer, jnp.dtype(dtype), grid_j, x, seed_keys, chunk)
+    zeros = jnp.zeros_like(x)
     sampler = sampling.init(seed_keys, problem.p) if problem.stochastic else None
     carry = Carry(x, opt_state, zeros, zeros, sampler)
 
-    piece = _step_fn(problem, make_optimizer, dtype)
     cuts = np.union1d(ts, np.arange(chunk, steps, chunk, dtype=np.int64))
     logged = set(ts.tolist())
     xs, regrets = [], []
     done = 0
     for end in cuts.tolist():
-        carry = piece(carry, grid_j, seed_keys, jnp.int32(done), jnp.int32(end - done), size=chunk)
+        carry = piece(carry, grid_j, seed_keys, jnp.int32(done), jnp.int32(end - done))
         done = end
         if done in logged:
             xs.append(carry.x)

@@ -1,0 +1,193 @@
+"""Speed of the AMSGrad-paper sweeps (adaptx.experiments) against straightforward baselines.
+
+Rows (seed-steps per second = settings x seeds x steps / seconds, compilation excluded):
+
+* stochastic problem, Adam (β = 0.9, 0.99, γ = 1e-2), ``--seeds`` seeds:
+  - ``baseline``: optax's adam in ``lax.scan`` + ``vmap`` over seeds, one ``jax.random`` draw per step
+    (``split`` the key, ``bernoulli(sub, 0.01)``), the way one writes it first;
+  - ``adaptx.experiments``: :func:`adaptx.experiments.sweep` with ``adaptx.adam`` (geometric-gap
+    sampling, chunked, logging 50 points);
+* online problem, Adam, ``--settings`` learning rates (one seed each):
+  - ``baseline``: optax's adam in ``lax.scan`` + ``vmap`` over the learning rates;
+  - ``adaptx.experiments``: :func:`sweep` with a learning-rate grid;
+* ``torch loop``: the common reference, ``torch.optim.Adam`` stepped in a Python loop, one seed.
+
+Cases are timed interleaved (``--repeats`` rounds), medians reported with min-max, ratios against the
+baseline of the same setting measured in the same process. Prints a table and writes JSON.
+
+    python benchmarks/reddi.py                       # full run, ~2-3 minutes
+    python benchmarks/reddi.py --quick               # smoke test, seconds
+    python benchmarks/reddi.py --json benchmarks/results/reddi.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+
+try:  # run as `python benchmarks/reddi.py` (script folder on sys.path) or `python -m benchmarks.reddi`
+    from benchmarks import common
+except ImportError:  # pragma: no cover
+    import common  # type: ignore[no-redef]
+
+import adaptx
+from adaptx.experiments import Online, Stochastic, sweep
+
+B1, B2, LR, P = 0.9, 0.99, 1e-2, 0.01
+
+
+def baseline_stochastic(seeds: int, steps: int):
+    """optax adam, lax.scan over steps, vmap over seeds, split + bernoulli every step."""
+    opt = optax.adam(LR, b1=B1, b2=B2)
+
+    def one_seed(key):
+        x = jnp.zeros(())
+        state = opt.init(x)
+
+        def body(carry, _):
+            x, state, regret, key = carry
+            key, sub = jax.random.split(key)
+            g = jnp.where(jax.random.bernoulli(sub, P), 1010.0, -10.0)
+            regret = regret + g * (x + 1)
+            updates, state = opt.update(g, state, x)
+            return (jnp.clip(x + updates, -1, 1), state, regret, key), None
+
+        (x, _, regret, _), _ = jax.lax.scan(body, (x, state, jnp.zeros(()), key), None, length=steps)
+        return x, regret
+
+    keys = jax.random.split(jax.random.key(0), seeds)
+    fn = jax.jit(jax.vmap(one_seed))
+    return lambda: jax.block_until_ready(fn(keys))
+
+
+def baseline_online(settings: int, steps: int):
+    """optax adam, lax.scan over steps, vmap over learning rates; the gradient is a function of t."""
+    lrs = jnp.asarray(np.geomspace(1e-4, 1e-1, settings), jnp.float32)
+
+    def one_setting(lr):
+        opt = optax.adam(lr, b1=B1, b2=B2)
+        x = jnp.zeros(())
+        state = opt.init(x)
+
+        def body(carry, t):
+            x, state, regret = carry
+            g = jnp.where(t % 101 == 1, 1010.0, -10.0)
+            regret = regret + g * (x + 1)
+            updates, state = opt.update(g, state, x)
+            return (jnp.clip(x + updates, -1, 1), state, regret), None
+
+        (x, _, regret), _ = jax.lax.scan(body, (x, state, jnp.zeros(())), jnp.arange(1, steps + 1))
+        return x, regret
+
+    fn = jax.jit(jax.vmap(one_setting))
+    return lambda: jax.block_until_ready(fn(lrs))
+
+
+def ours_stochastic(seeds: int, steps: int):
+    opt = adaptx.adam(LR, b1=B1, b2=B2)
+    return lambda: sweep(opt, Stochastic(P), steps=steps, seeds=seeds, log_points=50)
+
+
+def ours_online(settings: int, steps: int):
+    make = lambda learning_rate: adaptx.adam(learning_rate, b1=B1, b2=B2)  # noqa: E731
+    grid = {"learning_rate": np.geomspace(1e-4, 1e-1, settings)}
+    return lambda: sweep(make, Online(), steps=steps, grid=grid, log_points=50)
+
+
+def torch_loop(steps: int):
+    """The reference: torch.optim.Adam on one scalar, a Python loop, projection after each step."""
+    import torch
+
+    torch.set_num_threads(1)
+
+    def go():
+        gen = torch.Generator().manual_seed(0)
+        x = torch.zeros(1, requires_grad=True)
+        opt = torch.optim.Adam([x], lr=LR, betas=(B1, B2))
+        regret = 0.0
+        for _ in range(steps):
+            big = torch.rand(1, generator=gen).item() < P
+            loss = (1010.0 if big else -10.0) * x.sum()
+            regret += float(loss) + (1010.0 if big else -10.0)
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+            with torch.no_grad():
+                x.clamp_(-1.0, 1.0)
+        return regret
+
+    return go
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--seeds", type=int, default=1024, help="seeds of the stochastic rows")
+    parser.add_argument("--settings", type=int, default=1024, help="learning rates of the online rows")
+    parser.add_argument("--steps", type=int, default=200_000, help="steps of the adaptx rows")
+    parser.add_argument("--baseline-steps", type=int, default=20_000, help="steps of the stochastic baseline")
+    parser.add_argument("--online-baseline-steps", type=int, default=200_000)
+    parser.add_argument("--torch-steps", type=int, default=5_000)
+    parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--quick", action="store_true", help="tiny sizes, to check the script runs")
+    parser.add_argument("--json", default="benchmarks/results/reddi.json", help="where to write results")
+    args = parser.parse_args(argv)
+    if args.quick:
+        args.seeds, args.settings, args.steps = 64, 64, 20_000
+        args.baseline_steps, args.online_baseline_steps = 2_000, 20_000
+        args.torch_steps, args.repeats = 500, 2
+
+    S, H = args.seeds, args.settings
+    cases = {
+        "stochastic/baseline": (baseline_stochastic(S, args.baseline_steps), S * args.baseline_steps),
+        "stochastic/adaptx": (ours_stochastic(S, args.steps), S * args.steps),
+        "online/baseline": (baseline_online(H, args.online_baseline_steps), H * args.online_baseline_steps),
+        "online/adaptx": (ours_online(H, args.steps), H * args.steps),
+        "stochastic/torch loop (1 seed)": (torch_loop(args.torch_steps), args.torch_steps),
+    }
+    print(f"timing {len(cases)} cases, {args.repeats} interleaved repeats ...", file=sys.stderr)
+    times = common.interleaved({k: fn for k, (fn, _) in cases.items()}, repeats=args.repeats)
+    rows = []
+    for name, (_, work) in cases.items():
+        row = {"case": name, "work_seed_steps": work, **common.stats(times[name], work)}
+        rows.append(row)
+    base = {r["case"].split("/")[0]: r["rate_median"] for r in rows if r["case"].endswith("/baseline")}
+    for r in rows:
+        r["vs_baseline"] = r["rate_median"] / base[r["case"].split("/")[0]]
+        r["seconds_per_10M_steps_x_1024"] = 1024 * 10_000_000 / r["rate_median"]
+        r["range"] = f"{r['rate_min'] / 1e6:,.0f}-{r['rate_max'] / 1e6:,.0f}"
+        r["rate_M"] = r["rate_median"] / 1e6
+    print()
+    print(
+        common.table(
+            rows,
+            [
+                ("case", "case", "s"),
+                ("rate_M", "M seed-steps/s (median)", ",.1f"),
+                ("range", "min-max", "s"),
+                ("vs_baseline", "x baseline", ".2f"),
+                ("seconds_per_10M_steps_x_1024", "s for 10M steps x 1024", ",.1f"),
+            ],
+        )
+    )
+    payload = {
+        "benchmark": "reddi",
+        "when": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "args": vars(args),
+        "machine": common.machine(),
+        "rows": rows,
+        "times_s": times,
+    }
+    common.write_json(args.json, payload)
+    print(f"\nwrote {os.path.abspath(args.json)}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
