@@ -23,6 +23,7 @@ import jax
 import jax.numpy as jnp
 
 from adaptx.core import numerics
+from adaptx.moments import constants
 
 Array = jax.Array
 
@@ -50,22 +51,25 @@ class MovingAverage(Estimator):
     Attributes:
       decay: :math:`\beta_1` in ``[0, 1)``; may be a traced array.
       debias: divide by :math:`1 - \beta_1^t` (Adam) or not (AdaX, BERT's ``correct_bias=False``).
+      host_constants: form :math:`1-\beta_1` and :math:`1-\beta_1^t` from the Python float in float64,
+        as PyTorch does (:mod:`adaptx.moments.constants`); default: from β1 rounded to the compute dtype.
     """
 
     decay: Any = 0.9
     debias: bool = True
+    host_constants: bool = False
 
     def init(self, like: Array, dtype) -> Array:
         return jnp.zeros(like.shape, dtype)
 
     def update(self, m: Array, g: Array, t: Array) -> Array:
         b1 = jnp.asarray(self.decay, g.dtype)
-        return b1 * m + (1 - b1) * g
+        return b1 * m + constants.complement(self.decay, g.dtype, self.host_constants) * g
 
     def correction(self, t: Array, dtype) -> Array | None:
         if not self.debias:
             return None
-        return numerics.one_minus_power(jnp.asarray(self.decay, dtype), t.astype(dtype))
+        return constants.one_minus_power(self.decay, t, dtype, self.host_constants)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -134,15 +138,20 @@ class NesterovMovingAverage(Estimator):
     Attributes:
       decay: :math:`\beta_1` in ``[0, 1)``.
       momentum_decay: :math:`\psi \ge 0` (PyTorch's default 4e-3).
+      product_dtype: dtype :math:`\Pi_t` is accumulated in (default: at least float32, float64 for
+        float64 parameters). PyTorch keeps it in its default scalar dtype, float32, even for float64
+        parameters: pass ``jnp.float32`` to reproduce it.
+      host_constants: :math:`1 - \beta_1` from the Python float in float64 (PyTorch).
     """
 
     decay: Any = 0.9
     momentum_decay: Any = 4e-3
+    product_dtype: Any = None
+    host_constants: bool = False
 
     def init(self, like: Array, dtype) -> NesterovState:
-        return NesterovState(
-            m=jnp.zeros(like.shape, dtype), mu_product=jnp.ones([], numerics.compute_dtype(dtype))
-        )
+        prod_dtype = self.product_dtype or numerics.compute_dtype(dtype)
+        return NesterovState(m=jnp.zeros(like.shape, dtype), mu_product=jnp.ones([], prod_dtype))
 
     def mu(self, t: Array, dtype) -> Array:
         r""":math:`\mu_t = \beta_1 (1 - 0.96^{t\psi} / 2)`, with the power taken as an exponential."""
@@ -152,16 +161,18 @@ class NesterovMovingAverage(Estimator):
 
     def update(self, state: NesterovState, g: Array, t: Array) -> NesterovState:
         b1 = jnp.asarray(self.decay, g.dtype)
-        prod = state.mu_product * self.mu(t, state.mu_product.dtype)
-        return NesterovState(m=b1 * state.m + (1 - b1) * g, mu_product=prod)
+        prod_dtype = state.mu_product.dtype
+        mu = self.mu(t, numerics.compute_dtype(g.dtype, prod_dtype)).astype(prod_dtype)
+        m = b1 * state.m + constants.complement(self.decay, g.dtype, self.host_constants) * g
+        return NesterovState(m=m, mu_product=state.mu_product * mu)
 
     def correction(self, t: Array, dtype) -> None:
         return None
 
     def numerator(self, state: NesterovState, g: Array, t: Array, correction: Array | None) -> Array:
-        dtype = state.mu_product.dtype
+        dtype = numerics.compute_dtype(g.dtype, state.mu_product.dtype)
         mu, mu_next = self.mu(t, dtype), self.mu(t + 1, dtype)
-        prod = state.mu_product
+        prod = state.mu_product.astype(dtype)
         c_g = ((1 - mu) / (1 - prod)).astype(g.dtype)
         c_m = (mu_next / (1 - prod * mu_next)).astype(g.dtype)
         return c_g * g + c_m * state.m

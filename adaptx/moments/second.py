@@ -27,7 +27,7 @@ from typing import Any, NamedTuple
 import jax
 import jax.numpy as jnp
 
-from adaptx.core import numerics
+from adaptx.moments import constants
 
 Array = jax.Array
 
@@ -106,21 +106,25 @@ class MovingAverage(Accumulator):
     Attributes:
       decay: :math:`\beta_2` in ``[0, 1)``; may be a traced array.
       debias: divide by :math:`1 - \beta_2^t` (Adam) or not (RMSprop, BERT).
+      host_constants: form :math:`1-\beta_2` and :math:`1-\beta_2^t` from the Python float in float64,
+        as PyTorch does (:mod:`adaptx.moments.constants`); default: from β2 rounded to the compute dtype.
     """
 
     decay: Any = 0.999
     debias: bool = True
+    host_constants: bool = False
 
     def init(self, like: Array, dtype) -> Array:
         return jnp.zeros(like.shape, dtype)
 
     def scalars(self, t: Array, dtype) -> Scalars:
         b2 = jnp.asarray(self.decay, dtype)
+        coef_new = constants.complement(self.decay, dtype, self.host_constants)
         if not self.debias:
-            return Scalars(coef_old=b2, coef_new=1 - b2)
-        bc2 = numerics.one_minus_power(b2, t.astype(dtype))
+            return Scalars(coef_old=b2, coef_new=coef_new)
+        bc2 = constants.one_minus_power(self.decay, t, dtype, self.host_constants)
         root = jnp.sqrt(bc2)
-        return Scalars(coef_old=b2, coef_new=1 - b2, div=bc2, sqrt_div=root, eps_div=root)
+        return Scalars(coef_old=b2, coef_new=coef_new, div=bc2, sqrt_div=root, eps_div=root)
 
     def update(self, v: Array, g: Array, sc: Scalars) -> Array:
         return sc.coef_old * v + sc.coef_new * (g * g)
@@ -327,16 +331,18 @@ class CenteredMovingAverage(Accumulator):
 
     Attributes:
       decay: :math:`\alpha` in ``[0, 1)`` (PyTorch's default 0.99).
+      host_constants: :math:`1 - \alpha` from the Python float in float64 (PyTorch).
     """
 
     decay: Any = 0.99
+    host_constants: bool = False
 
     def init(self, like: Array, dtype) -> CenteredState:
         return CenteredState(nu=jnp.zeros(like.shape, dtype), mu=jnp.zeros(like.shape, dtype))
 
     def scalars(self, t: Array, dtype) -> Scalars:
         a = jnp.asarray(self.decay, dtype)
-        return Scalars(coef_old=a, coef_new=1 - a)
+        return Scalars(coef_old=a, coef_new=constants.complement(self.decay, dtype, self.host_constants))
 
     def update(self, state: CenteredState, g: Array, sc: Scalars) -> CenteredState:
         return CenteredState(

@@ -68,7 +68,7 @@ def assemble(
         parts.append(
             decoupled_weight_decay(
                 decoupled, lr if decay_lr == "lr" else decay_lr, shared_count=True,
-                as_factor=as_factor, on=decay_on,
+                as_factor=as_factor, on=decay_on, inplace=True,
             )
         )
     return chain(*parts)

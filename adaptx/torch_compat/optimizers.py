@@ -16,6 +16,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import jax.numpy as jnp
 import optax
 
 from adaptx.torch_compat._assembly import assemble, is_off, split_betas
@@ -92,7 +93,9 @@ def adam(
       >>> opt = torch_compat.adam(lr=1e-3, weight_decay=1e-4, amsgrad=True)
     """
     b1, b2 = split_betas(betas)
-    scaling = scale_by_adam(b1, b2, eps, amsgrad="raw" if amsgrad else False, shared_count=True)
+    scaling = scale_by_adam(
+        b1, b2, eps, amsgrad="raw" if amsgrad else False, shared_count=True, host_constants=True
+    )
     return assemble(
         [scaling], lr, maximize=maximize, **_weight_decay(weight_decay, decoupled_weight_decay)
     )
@@ -147,7 +150,7 @@ def rmsprop(
       >>> from adaptx import torch_compat
       >>> opt = torch_compat.rmsprop(lr=1e-2, momentum=0.9, centered=True)
     """
-    scaling = [scale_by_rmsprop(alpha, eps, centered=centered, shared_count=True)]
+    scaling = [scale_by_rmsprop(alpha, eps, centered=centered, shared_count=True, host_constants=True)]
     if not is_off(momentum):
         scaling.append(scale_by_momentum(momentum, shared_count=True))
     return assemble(scaling, lr, maximize=maximize, l2=weight_decay)
@@ -202,7 +205,7 @@ def adamax(
     """
     b1, b2 = split_betas(betas)
     return assemble(
-        [scale_by_adamax(b1, b2, eps, shared_count=True)], lr, maximize=maximize, l2=weight_decay
+        [scale_by_adamax(b1, b2, eps, shared_count=True, host_constants=True)], lr, maximize=maximize, l2=weight_decay
     )
 
 
@@ -230,7 +233,10 @@ def nadam(
       >>> opt = torch_compat.nadam(lr=2e-3, momentum_decay=4e-3)
     """
     b1, b2 = split_betas(betas)
-    scaling = scale_by_nadam(b1, b2, eps, momentum_decay, shared_count=True)
+    scaling = scale_by_nadam(
+        b1, b2, eps, momentum_decay, shared_count=True, host_constants=True,
+        product_dtype=jnp.float32,  # torch keeps the product in its default dtype, float32
+    )
     return assemble(
         [scaling], lr, maximize=maximize, **_weight_decay(weight_decay, decoupled_weight_decay)
     )
@@ -259,7 +265,7 @@ def radam(
       >>> opt = torch_compat.radam(lr=1e-3)
     """
     b1, b2 = split_betas(betas)
-    scaling = scale_by_radam(b1, b2, eps, shared_count=True)
+    scaling = scale_by_radam(b1, b2, eps, shared_count=True, host_constants=True)
     return assemble(
         [scaling], lr, maximize=maximize, **_weight_decay(weight_decay, decoupled_weight_decay)
     )

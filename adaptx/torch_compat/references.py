@@ -106,7 +106,8 @@ def hf_adamw(
     """
     b1, b2 = split_betas(betas)
     scaling = scale_by_adam(
-        b1, b2, eps, eps_on="raw", debias_mu=correct_bias, debias_nu=correct_bias, shared_count=True
+        b1, b2, eps, eps_on="raw", debias_mu=correct_bias, debias_nu=correct_bias, shared_count=True,
+        host_constants=True,
     )
     return assemble(
         [scaling], lr, maximize=maximize, decoupled=weight_decay, as_factor=False, decay_on="updated"
@@ -143,7 +144,7 @@ def labml_adam(
     b1, b2 = split_betas(betas)
     scaling = scale_by_adam(
         b1, b2, eps, eps_on="raw" if optimized_update else "corrected",
-        amsgrad="raw" if amsgrad else False, shared_count=True,
+        amsgrad="raw" if amsgrad else False, shared_count=True, host_constants=True,
     )
     if not weight_decouple:
         return assemble([scaling], lr, maximize=maximize, l2=weight_decay)

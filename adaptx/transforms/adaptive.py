@@ -112,6 +112,10 @@ def scale_by_moments(
             return mu, nu
 
         mu, nu = trees.unzip(jax.tree.map(leaf_init, params), params, 2)
+        # An absent estimate is None, not a tree of Nones, in init as in update (lax.scan and
+        # jax.lax.cond need the state's structure to stay the same from step to step).
+        mu = None if first is None else mu
+        nu = None if second is None else nu
         return ScaleByMomentsState(count=counting.init(shared_count), mu=mu, nu=nu)
 
     def update_fn(updates, state, params=None, **extra_args):
@@ -207,6 +211,7 @@ def scale_by_adam(
     mu_dtype: Any = None,
     nu_dtype: Any = None,
     shared_count: bool = False,
+    host_constants: bool = False,
 ) -> optax.GradientTransformationExtraArgs:
     r"""Rescale updates by Adam's bias-corrected moment estimates.
 
@@ -231,6 +236,8 @@ def scale_by_adam(
         (the AMSGrad paper, optax).
       mu_dtype, nu_dtype: storage dtypes of the moments (default: the parameter's dtype).
       shared_count: use the step counter of an enclosing :func:`adaptx.chain`.
+      host_constants: form :math:`1-\beta` and :math:`1-\beta^t` from the Python floats in float64, as
+        PyTorch does, instead of from the rounded β (see :mod:`adaptx.moments.constants`).
 
     Example:
       >>> import adaptx, optax, jax.numpy as jnp
@@ -241,8 +248,10 @@ def scale_by_adam(
     hyperparams.check_decay("b1", b1)
     hyperparams.check_decay("b2", b2)
     return scale_by_moments(
-        _max_tracking(second_moments.MovingAverage(b2, debias=debias_nu), amsgrad),
-        first_moments.MovingAverage(b1, debias=debias_mu),
+        _max_tracking(
+            second_moments.MovingAverage(b2, debias=debias_nu, host_constants=host_constants), amsgrad
+        ),
+        first_moments.MovingAverage(b1, debias=debias_mu, host_constants=host_constants),
         eps=eps,
         eps_root=eps_root,
         eps_on=eps_on,

@@ -70,6 +70,7 @@ def scale_by_rmsprop(
     centered: bool = False,
     nu_dtype: Any = None,
     shared_count: bool = False,
+    host_constants: bool = False,
 ) -> optax.GradientTransformationExtraArgs:
     r"""RMSprop's scaling with ε outside the root and no bias correction (PyTorch's convention).
 
@@ -85,7 +86,7 @@ def scale_by_rmsprop(
       alpha: α in ``[0, 1)``.
       eps: ε ``>= 0`` added to the root.
       centered: divide by the root of the variance estimate instead of the second moment.
-      nu_dtype, shared_count: as in :func:`adaptx.scale_by_adam`.
+      nu_dtype, shared_count, host_constants: as in :func:`adaptx.scale_by_adam`.
 
     Example:
       >>> import adaptx, optax
@@ -93,9 +94,9 @@ def scale_by_rmsprop(
     """
     hyperparams.check_decay("alpha", alpha)
     second = (
-        second_moments.CenteredMovingAverage(alpha)
+        second_moments.CenteredMovingAverage(alpha, host_constants=host_constants)
         if centered
-        else second_moments.MovingAverage(alpha, debias=False)
+        else second_moments.MovingAverage(alpha, debias=False, host_constants=host_constants)
     )
     return scale_by_moments(second, None, eps=eps, nu_dtype=nu_dtype, shared_count=shared_count)
 
@@ -140,6 +141,7 @@ def scale_by_adamax(
     mu_dtype: Any = None,
     nu_dtype: Any = None,
     shared_count: bool = False,
+    host_constants: bool = False,
 ) -> optax.GradientTransformationExtraArgs:
     r"""Adamax's scaling (Kingma & Ba, 2015): Adam with an infinity norm in the denominator.
 
@@ -153,7 +155,7 @@ def scale_by_adamax(
     Args:
       b1, b2: decays in ``[0, 1)``.
       eps: ε ``>= 0``.
-      mu_dtype, nu_dtype, shared_count: as in :func:`adaptx.scale_by_adam`.
+      mu_dtype, nu_dtype, shared_count, host_constants: as in :func:`adaptx.scale_by_adam`.
 
     Example:
       >>> import adaptx, optax
@@ -163,7 +165,7 @@ def scale_by_adamax(
     hyperparams.check_decay("b2", b2)
     hyperparams.check_non_negative("eps", eps)
     return scale_by_moments(
-        second_moments.InfinityNorm(b2, eps), first_moments.MovingAverage(b1), eps=0.0,
+        second_moments.InfinityNorm(b2, eps), first_moments.MovingAverage(b1, host_constants=host_constants), eps=0.0,
         mu_dtype=mu_dtype, nu_dtype=nu_dtype, shared_count=shared_count,
     )
 
@@ -177,6 +179,8 @@ def scale_by_nadam(
     mu_dtype: Any = None,
     nu_dtype: Any = None,
     shared_count: bool = False,
+    host_constants: bool = False,
+    product_dtype: Any = None,
 ) -> optax.GradientTransformationExtraArgs:
     r"""NAdam's scaling (Dozat, 2016) with PyTorch's momentum schedule.
 
@@ -192,7 +196,9 @@ def scale_by_nadam(
       b1, b2: decays in ``[0, 1)``.
       eps: ε ``>= 0`` on the corrected root.
       momentum_decay: ψ ``>= 0``.
-      mu_dtype, nu_dtype, shared_count: as in :func:`adaptx.scale_by_adam`.
+      mu_dtype, nu_dtype, shared_count, host_constants: as in :func:`adaptx.scale_by_adam`.
+      product_dtype: the dtype of NAdam's product of momenta (see
+        :class:`adaptx.moments.first.NesterovMovingAverage`).
 
     Example:
       >>> import adaptx, optax
@@ -202,8 +208,10 @@ def scale_by_nadam(
     hyperparams.check_decay("b2", b2)
     hyperparams.check_non_negative("momentum_decay", momentum_decay)
     return scale_by_moments(
-        second_moments.MovingAverage(b2),
-        first_moments.NesterovMovingAverage(b1, momentum_decay),
+        second_moments.MovingAverage(b2, host_constants=host_constants),
+        first_moments.NesterovMovingAverage(
+            b1, momentum_decay, product_dtype=product_dtype, host_constants=host_constants
+        ),
         eps=eps, mu_dtype=mu_dtype, nu_dtype=nu_dtype, shared_count=shared_count,
     )
 
@@ -217,6 +225,7 @@ def scale_by_radam(
     mu_dtype: Any = None,
     nu_dtype: Any = None,
     shared_count: bool = False,
+    host_constants: bool = False,
 ) -> optax.GradientTransformationExtraArgs:
     r"""RAdam's scaling (Liu et al., 2020), PyTorch's formulation.
 
@@ -233,7 +242,7 @@ def scale_by_radam(
       b1, b2: decays in ``[0, 1)`` (b2 > 0).
       eps: ε ``>= 0``.
       threshold: the :math:`\rho_t` above which the adaptive step is used (PyTorch: 5).
-      mu_dtype, nu_dtype, shared_count: as in :func:`adaptx.scale_by_adam`.
+      mu_dtype, nu_dtype, shared_count, host_constants: as in :func:`adaptx.scale_by_adam`.
 
     Example:
       >>> import adaptx, optax
@@ -242,8 +251,8 @@ def scale_by_radam(
     hyperparams.check_decay("b1", b1)
     hyperparams.check_decay("b2", b2)
     return scale_by_moments(
-        second_moments.MovingAverage(b2),
-        first_moments.MovingAverage(b1),
+        second_moments.MovingAverage(b2, host_constants=host_constants),
+        first_moments.MovingAverage(b1, host_constants=host_constants),
         eps=eps, eps_on="raw", mu_dtype=mu_dtype, nu_dtype=nu_dtype, shared_count=shared_count,
         rectifier=RAdamRectification(b2, threshold),
     )

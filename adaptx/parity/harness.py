@@ -1,0 +1,328 @@
+r"""Run a PyTorch optimizer and a JAX (adaptx or optax) transformation side by side and measure the gap.
+
+Both sides start from the same parameters and see the same gradients:
+
+* a **fixed gradient sequence** (``Problem.gradients``), fed identically to both; and/or
+* a **convex loss** (:class:`LeastSquares`), whose gradient each side computes from *its own* parameters,
+  so that deviations feed back the way they do in training.
+
+The gradient at step t is ``gradients[t] + loss_gradient(θ_t)`` (a loss with ``weight=0`` contributes an
+exact zero). The JAX side runs jitted under ``lax.scan`` (one compilation per transformation, reused for
+every problem of the same shapes); the PyTorch side runs ``optimizer.step()`` in a Python loop.
+
+The deviation after step k is measured against the *total movement* of the PyTorch run,
+
+.. math::
+    \text{abs}_k = \max_i |\theta^{torch}_{k,i} - \theta^{jax}_{k,i}|, \qquad
+    \text{rel}_k = \text{abs}_k \,/\, \max_i |\theta^{torch}_{T,i} - \theta_{0,i}|,
+
+so ``rel`` says which fraction of what the optimizer did is not reproduced. (A per-element relative error
+would be dominated by the rounding of θ itself whenever the movement is small next to θ.)
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+from collections.abc import Callable
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+
+#: Parameter shapes of the default problem: a scalar, a vector, a matrix and a 4-d tensor (52 values).
+DEFAULT_SHAPES: dict[str, tuple[int, ...]] = {
+    "scalar": (),
+    "vector": (7,),
+    "matrix": (5, 4),
+    "tensor4": (2, 3, 2, 2),
+}
+
+#: Default tolerances on ``rel`` (see the module docstring), by dtype.
+TOLERANCE = {"float32": 1e-5, "float64": 1e-12}
+
+
+@dataclasses.dataclass(frozen=True)
+class LeastSquares:
+    r"""The loss :math:`\frac{w}{2n}\|A x - b\|^2` of the flattened parameters :math:`x`.
+
+    Its gradient :math:`\frac{w}{n} A^\top (A x - b)` is computed by each side from its own parameters.
+    ``weight=0`` turns it off exactly (the gradient is then an exact zero).
+    """
+
+    features: np.ndarray  # A, shape (n, N)
+    targets: np.ndarray  # b, shape (n,)
+    weight: float = 1.0
+
+    def jax_grad(self, x: jax.Array, features: jax.Array, targets: jax.Array, weight: jax.Array):
+        residual = features @ x - targets
+        return (weight / features.shape[0]) * (features.T @ residual)
+
+    def torch_grad(self, x, features, targets):
+        residual = features @ x - targets
+        return (self.weight / features.shape[0]) * (features.T @ residual)
+
+
+@dataclasses.dataclass(frozen=True)
+class Problem:
+    """Initial parameters and the gradients both sides will see.
+
+    Attributes:
+      params: name -> initial value (NumPy, any float dtype; cast to the run's dtype).
+      gradients: name -> array of shape ``(steps, *shape)``, the fixed part of every gradient.
+      loss: a :class:`LeastSquares` whose gradient is added (``weight=0``: none).
+    """
+
+    params: dict[str, np.ndarray]
+    gradients: dict[str, np.ndarray]
+    loss: LeastSquares
+
+    @property
+    def steps(self) -> int:
+        return next(iter(self.gradients.values())).shape[0]
+
+    @property
+    def names(self) -> list[str]:
+        return sorted(self.params)  # the order jax flattens a dict in
+
+    @property
+    def size(self) -> int:
+        return int(sum(np.size(v) for v in self.params.values()))
+
+
+def make_problem(
+    kind: str = "random",
+    *,
+    steps: int = 1000,
+    scale: float = 1.0,
+    param_scale: float = 1.0,
+    shapes: dict[str, tuple[int, ...]] | None = None,
+    seed: int = 0,
+) -> Problem:
+    r"""A reproducible test problem.
+
+    ``kind="random"``: gradients :math:`g_t = s\, e^{z_t/2} (d + n_t)` with a fixed direction
+    :math:`d`, white noise :math:`n_t` and a log-normal per-step magnitude :math:`e^{z_t/2}` (so that
+    AMSGrad's maximum and Adamax's norm have something to track), of overall scale ``scale``.
+    ``kind="least_squares"``: no fixed gradients; the loss :math:`\frac{s}{2n}\|Ax - b\|^2` with a
+    random overdetermined :math:`A` (n = 2N) and a residual that does not vanish at the optimum.
+    Initial parameters are :math:`\mathcal N(0, 1)` times ``param_scale``. Both kinds have the same array
+    shapes, so one compiled JAX run serves both.
+    """
+    shapes = DEFAULT_SHAPES if shapes is None else shapes
+    if kind not in ("random", "least_squares"):
+        raise ValueError(f"kind must be 'random' or 'least_squares', got {kind!r}")
+    rng = np.random.default_rng(seed)
+    names = sorted(shapes)
+    params = {k: param_scale * rng.standard_normal(shapes[k]) for k in names}
+    n_params = int(sum(int(np.prod(shapes[k])) for k in names))
+    n_data = 2 * n_params
+    features = rng.standard_normal((n_data, n_params)) / np.sqrt(n_params)
+    x_star = rng.standard_normal(n_params) * param_scale
+    targets = features @ x_star + 0.3 * param_scale * rng.standard_normal(n_data)
+    if kind == "random":
+        magnitude = np.exp(0.5 * rng.standard_normal(steps))
+        grads = {}
+        for k in names:
+            direction = rng.standard_normal(shapes[k])
+            noise = rng.standard_normal((steps, *shapes[k]))
+            mag = magnitude.reshape((steps,) + (1,) * len(shapes[k]))
+            grads[k] = scale * mag * (direction + noise)
+        loss = LeastSquares(features, targets, weight=0.0)
+    else:
+        grads = {k: np.zeros((steps, *shapes[k])) for k in names}
+        loss = LeastSquares(features, targets, weight=scale)
+    return Problem(params=params, gradients=grads, loss=loss)
+
+
+@dataclasses.dataclass
+class ParityResult:
+    """Per-step deviation between a PyTorch run and a JAX run.
+
+    Attributes:
+      max_abs: shape ``(steps,)``, :math:`\\max_i |\\theta^{torch} - \\theta^{jax}|` after each step.
+      max_rel: ``max_abs`` divided by ``movement``.
+      movement: :math:`\\max_i |\\theta^{torch}_T - \\theta_0|`, the total movement of the PyTorch run.
+      tolerance: the bound on ``max_rel`` checked by :attr:`first_failure`.
+      first_failure: the first step (1-based) whose ``max_rel`` exceeds ``tolerance``, or ``None``.
+      torch_final, jax_final: the final flattened parameters of both sides.
+    """
+
+    max_abs: np.ndarray
+    max_rel: np.ndarray
+    movement: float
+    tolerance: float
+    first_failure: int | None
+    torch_final: np.ndarray
+    jax_final: np.ndarray
+
+    @property
+    def steps(self) -> int:
+        return int(self.max_abs.shape[0])
+
+    @property
+    def max_rel_deviation(self) -> float:
+        """The largest ``max_rel`` over all steps (NaN if either run produced NaN)."""
+        return float(np.max(self.max_rel)) if np.all(np.isfinite(self.max_rel)) else float("nan")
+
+    @property
+    def passed(self) -> bool:
+        return self.first_failure is None and np.isfinite(self.max_rel_deviation)
+
+
+def _np_dtype(dtype: str):
+    if dtype not in ("float32", "float64"):
+        raise ValueError(f"dtype must be 'float32' or 'float64', got {dtype!r}")
+    return np.float32 if dtype == "float32" else np.float64
+
+
+def run_torch(torch_factory: Callable[[dict], Any], problem: Problem, dtype: str = "float32") -> np.ndarray:
+    """The PyTorch trajectory: flattened parameters after every step, shape ``(steps, N)``, float64.
+
+    ``torch_factory`` receives a dict name -> ``torch.Tensor`` (leaf tensors holding the initial values)
+    and returns an optimizer, or a pair ``(optimizer, lr_scheduler)`` whose scheduler is stepped once
+    after every ``optimizer.step()``.
+    """
+    import torch  # imported here: adaptx does not depend on torch
+
+    np_dtype = _np_dtype(dtype)
+    t_dtype = torch.float32 if dtype == "float32" else torch.float64
+    names = problem.names
+    params = {k: torch.tensor(np.asarray(problem.params[k], np_dtype)) for k in names}
+    made = torch_factory(params)
+    optimizer, scheduler = made if isinstance(made, tuple) else (made, None)
+    grads = {k: torch.from_numpy(np.asarray(problem.gradients[k], np_dtype)) for k in names}
+    loss = problem.loss
+    use_loss = loss.weight != 0
+    if use_loss:
+        feats = torch.tensor(loss.features, dtype=t_dtype)
+        targs = torch.tensor(loss.targets, dtype=t_dtype)
+        sizes = [params[k].numel() for k in names]
+    out = np.empty((problem.steps, problem.size))
+    for t in range(problem.steps):
+        g = {k: grads[k][t].clone() for k in names}
+        if use_loss:
+            x = torch.cat([params[k].reshape(-1) for k in names])
+            gl = loss.torch_grad(x, feats, targs).split(sizes)
+            for k, part in zip(names, gl, strict=True):
+                g[k] = g[k] + part.reshape(params[k].shape)
+        for k in names:
+            params[k].grad = g[k]
+        optimizer.step()
+        if scheduler is not None:
+            scheduler.step()
+        out[t] = torch.cat([params[k].detach().reshape(-1) for k in names]).double().numpy()
+    return out
+
+
+@functools.lru_cache(maxsize=64)
+def _jax_runner(transform: optax.GradientTransformation, loss_type: type) -> Callable:
+    """One jitted scan per (transformation, loss type); jax caches its compilations by shapes."""
+
+    def run(params, grads, features, targets, weight):
+        names = sorted(params)
+        shapes = [params[k].shape for k in names]
+        sizes = [int(np.prod(s)) for s in shapes]
+        splits = np.cumsum(sizes)[:-1].tolist()
+
+        def flat(p):
+            return jnp.concatenate([jnp.ravel(p[k]) for k in names])
+
+        def step(carry, g_fixed):
+            theta, state = carry
+            x = flat(theta)
+            gl = loss_type.jax_grad(None, x, features, targets, weight)
+            parts = jnp.split(gl, splits)
+            g = {k: g_fixed[k] + parts[i].reshape(shapes[i]) for i, k in enumerate(names)}
+            updates, state = transform.update(g, state, theta)
+            theta = optax.apply_updates(theta, updates)
+            return (theta, state), flat(theta)
+
+        state = transform.init(params)
+        _, traj = jax.lax.scan(step, (params, state), grads)
+        return traj
+
+    return jax.jit(run)
+
+
+def run_jax(transform: optax.GradientTransformation, problem: Problem, dtype: str = "float32") -> np.ndarray:
+    """The JAX trajectory: flattened parameters after every step, shape ``(steps, N)``, float64.
+
+    Runs under ``jax.enable_x64`` when ``dtype="float64"``.
+    """
+    np_dtype = _np_dtype(dtype)
+
+    def go():
+        params = {k: jnp.asarray(np.asarray(v, np_dtype)) for k, v in problem.params.items()}
+        grads = {k: jnp.asarray(np.asarray(v, np_dtype)) for k, v in problem.gradients.items()}
+        loss = problem.loss
+        runner = _jax_runner(transform, type(loss))
+        traj = runner(
+            params, grads, jnp.asarray(np.asarray(loss.features, np_dtype)),
+            jnp.asarray(np.asarray(loss.targets, np_dtype)), jnp.asarray(loss.weight, np_dtype),
+        )
+        return np.asarray(traj, np.float64)
+
+    if dtype == "float64":
+        with jax.enable_x64(True):
+            return go()
+    return go()
+
+
+def deviation(
+    torch_traj: np.ndarray, jax_traj: np.ndarray, problem: Problem, tolerance: float
+) -> ParityResult:
+    """Per-step deviation of two trajectories of the same problem (see the module docstring)."""
+    theta0 = np.concatenate([np.ravel(problem.params[k]) for k in problem.names]).astype(np.float64)
+    movement = float(np.max(np.abs(torch_traj[-1] - theta0)))
+    max_abs = np.max(np.abs(torch_traj - jax_traj), axis=1)
+    max_rel = max_abs / movement if movement > 0 else np.where(max_abs > 0, np.inf, 0.0)
+    bad = np.nonzero(~(max_rel <= tolerance))[0]  # NaN counts as a failure
+    return ParityResult(
+        max_abs=max_abs,
+        max_rel=max_rel,
+        movement=movement,
+        tolerance=tolerance,
+        first_failure=int(bad[0]) + 1 if bad.size else None,
+        torch_final=torch_traj[-1],
+        jax_final=jax_traj[-1],
+    )
+
+
+def compare(
+    torch_factory: Callable[[dict], Any],
+    transform: optax.GradientTransformation,
+    problem: Problem | None = None,
+    *,
+    dtype: str = "float32",
+    tolerance: float | None = None,
+) -> ParityResult:
+    r"""Compare a PyTorch optimizer with a JAX transformation on the same problem.
+
+    Args:
+      torch_factory: ``params_dict -> optimizer`` or ``-> (optimizer, lr_scheduler)`` (see
+        :func:`run_torch`); e.g. ``lambda p: torch.optim.AdamW(p.values(), lr=1e-3)``.
+      transform: any optax transformation (adaptx's included); its updates are applied with
+        ``optax.apply_updates`` and it receives the parameters as ``update``'s third argument.
+      problem: from :func:`make_problem` (default: random gradients, the default shapes, 1000 steps).
+      dtype: ``"float32"`` or ``"float64"`` (the JAX side then runs under ``jax.enable_x64``).
+      tolerance: the bound on the relative deviation (default :data:`TOLERANCE` of the dtype).
+
+    Returns:
+      a :class:`ParityResult`: per-step max absolute and relative deviation, the first failing step.
+
+    Example:
+      >>> import torch
+      >>> from adaptx import parity, torch_compat
+      >>> res = parity.compare(lambda p: torch.optim.AdamW(p.values(), lr=1e-3),
+      ...                      torch_compat.adamw(lr=1e-3), parity.make_problem(steps=100))
+      >>> res.passed
+      True
+    """
+    problem = make_problem() if problem is None else problem
+    tolerance = TOLERANCE[dtype] if tolerance is None else tolerance
+    torch_traj = run_torch(torch_factory, problem, dtype)
+    jax_traj = run_jax(transform, problem, dtype)
+    return deviation(torch_traj, jax_traj, problem, tolerance)
