@@ -13,7 +13,7 @@ from typing import Any
 import optax
 
 from adaptx.core.counting import chain
-from adaptx.transforms.adaptive import EpsOn, MaxOf, scale_by_adam, scale_by_adax
+from adaptx.transforms.adaptive import EpsOn, MaxOf, scale_by_adam, scale_by_adax, scale_by_amsgrad
 from adaptx.transforms.learning_rate import scale_by_learning_rate
 from adaptx.transforms.weight_decay import add_l2, decoupled_weight_decay
 
@@ -154,9 +154,10 @@ def amsgrad(
       >>> import adaptx
       >>> opt = adaptx.amsgrad(1e-2, b2=0.99)
     """
-    return adam(
-        learning_rate, b1, b2, eps, eps_root, amsgrad=max_of, mu_dtype=mu_dtype, nu_dtype=nu_dtype
+    scaling = scale_by_amsgrad(
+        b1, b2, eps, eps_root, max_of=max_of, mu_dtype=mu_dtype, nu_dtype=nu_dtype, shared_count=True
     )
+    return _assemble(scaling, learning_rate)
 
 
 def amsgradw(
@@ -184,10 +185,10 @@ def amsgradw(
       >>> import adaptx
       >>> opt = adaptx.amsgradw(1e-3, weight_decay=1e-2)
     """
-    return adamw(
-        learning_rate, b1, b2, eps, eps_root, weight_decay, mask=mask, amsgrad=max_of,
-        mu_dtype=mu_dtype, nu_dtype=nu_dtype,
+    scaling = scale_by_amsgrad(
+        b1, b2, eps, eps_root, max_of=max_of, mu_dtype=mu_dtype, nu_dtype=nu_dtype, shared_count=True
     )
+    return _assemble(scaling, learning_rate, decoupled=weight_decay, mask=mask)
 
 
 def adax(
