@@ -13,17 +13,23 @@ to and including the next success is geometric,
 
 the gaps are independent of each other, and a sequence of i.i.d. geometric gaps is *exactly* a
 sequence of i.i.d. Bernoulli(p) trials (the success times of a Bernoulli process are the partial sums of
-its gaps). A gap is drawn by inversion, :math:`K = 1 + \lfloor E / \lambda \rfloor` with
-:math:`E = -\log U` exponential and :math:`\lambda = -\log(1 - p)`, since
-:math:`P(K > k) = P(E \ge k\lambda) = e^{-k\lambda} = (1 - p)^k`. With p = 0.01 that is one draw per 100
-steps on average instead of one per step.
+its gaps). With p = 0.01 that is one draw per 100 steps on average instead of one per step.
 
-Precision. U is built from 64 random bits and normalised with a count of leading zeros, so its 24-bit
-mantissa is full even in the far tail (U down to 2^-64, gaps up to ~4,400 for p = 0.01, far beyond
-anything a run meets); E and K are then computed in float32. The law of K differs from the geometric law
-only by the float32 rounding of :math:`E / \lambda` near integer boundaries, a relative error of about
-1e-7 in E; for comparison ``jax.random.bernoulli(key, 0.01)`` compares a float32 uniform on a grid of
-2^-23 with p and so draws with probability 0.010000109 (relative error 1.1e-5).
+Exact inversion. A gap is drawn from a 64-bit random word w (two 32-bit threefry words), read as the
+uniform :math:`U = (w + \tfrac12) / 2^{64}`. Since :math:`P(K > k) = (1 - p)^k`,
+
+.. math::
+    K - 1 = \#\{k \ge 1 : U \le (1 - p)^k\} = \max\{k : w \le T_k\}, \qquad
+    T_k = \lfloor (1 - p)^k\, 2^{64} - \tfrac12 \rfloor,
+
+so K is found by comparing *integers*: a bisection over the decreasing table :math:`T_k` (13 steps for
+p = 0.01, whose table stops at :math:`k = 4{,}482`, past which :math:`T_k < 0`), each comparison
+lexicographic on the (high, low) 32-bit halves. No floating-point rounding enters the draw: the law of K
+is the geometric law up to the quantisation of U to 2^-64 and the float64 computation of the thresholds
+(relative error ~1e-14). For comparison, ``jax.random.bernoulli(key, 0.01)`` compares a float32
+uniform on a grid of 2^-23 with p and so draws with probability 0.010000109 (relative error 1.1e-5).
+For tiny p, whose table would exceed 2^20 entries (p < 4e-5), the gap falls back to float32 inversion,
+:math:`K = 1 + \lfloor -\log U / -\log(1-p) \rfloor`, exact up to float32 rounding of the quotient.
 
 Reproducibility. The i-th gap of a seed is a pure function of the seed and i (``fold_in(key, i)``, a
 counter-based generator), so the big steps of a seed do not depend on how the run is cut into windows
@@ -37,6 +43,7 @@ of one draw per step for windows of a few thousand steps.
 
 from __future__ import annotations
 
+import functools
 import math
 from typing import NamedTuple
 
@@ -64,16 +71,59 @@ class SamplerState(NamedTuple):
 
 def keys(seeds) -> Array:
     """One threefry key per integer seed (the keys :func:`init` and :func:`window` expect)."""
-    seeds = jnp.asarray(np.asarray(seeds, dtype=np.uint32))
+    return _keys(jnp.asarray(np.asarray(seeds, dtype=np.uint32)))
+
+
+@jax.jit
+def _keys(seeds: Array) -> Array:
     return jax.vmap(jax.random.key)(seeds)
 
 
-def exponential_from_bits(w1: Array, w2: Array) -> Array:
-    r""":math:`E = -\log U` for :math:`U = (w_1 2^{32} + w_2 + \tfrac12) / 2^{64}`, in float32.
+_TABLE_LIMIT = 2**20
 
-    U is written as :math:`m \cdot 2^{-z}` with z the number of leading zeros of the 64-bit word
-    :math:`(w_1, w_2)` and :math:`m \in [\tfrac12, 1)` its next 24 bits, so that
-    :math:`E = z \log 2 - \log m` keeps full relative precision however small U is.
+
+@functools.lru_cache(maxsize=16)
+def thresholds(p: float) -> tuple[np.ndarray, np.ndarray] | None:
+    r"""The table :math:`T_k = \lfloor (1-p)^k 2^{64} - \tfrac12 \rfloor` for k = 0, 1, ... while
+    :math:`T_k \ge 0`, as (high, low) uint32 halves; ``None`` if it would have more than 2^20 entries.
+
+    :math:`(1-p)^k` is computed in float64 as ``exp(k * log1p(-p))`` (relative error ~1e-14); the
+    products with 2^64 are then rounded to integers exactly by Python.
+    """
+    log_q = math.log1p(-p)
+    if 65 * math.log(2) / -log_q > _TABLE_LIMIT:
+        return None
+    table = [2**64 - 1]  # T_0: every word is <= it (K >= 1)
+    while True:
+        value = math.floor(math.ldexp(math.exp(len(table) * log_q), 64) - 0.5)
+        if value < 0:
+            break
+        table.append(min(value, 2**64 - 1))
+    hi = np.array([v >> 32 for v in table], dtype=np.uint32)
+    lo = np.array([v & 0xFFFFFFFF for v in table], dtype=np.uint32)
+    return hi, lo
+
+
+def _gap_from_table(w1: Array, w2: Array, hi: np.ndarray, lo: np.ndarray) -> Array:
+    """``max{k : (w1, w2) <= T_k}`` by bisection over the decreasing table (integer comparisons only)."""
+    hi_t, lo_t = jnp.asarray(hi), jnp.asarray(lo)
+    below = jnp.zeros(w1.shape, jnp.int32)  # an index where w <= T (k = 0: T_0 = 2^64 - 1)
+    above = jnp.full(w1.shape, hi.size, jnp.int32)  # an index where w > T (past the table: T < 0)
+    for _ in range(int(hi.size).bit_length()):
+        mid = (below + above) // 2
+        h, lw = hi_t[mid], lo_t[mid]
+        ok = (w1 < h) | ((w1 == h) & (w2 <= lw))
+        below, above = jnp.where(ok, mid, below), jnp.where(ok, above, mid)
+    return below
+
+
+def exponential_from_bits(w1: Array, w2: Array) -> Array:
+    r""":math:`E = -\log U` for the 64-bit uniform :math:`U \approx (w_1 2^{32} + w_2) / 2^{64}`, float32.
+
+    U is written as :math:`m \cdot 2^{-z}` with z the number of leading zeros of the 64-bit word and
+    :math:`m \in [\tfrac12, 1)` the midpoint of the cell of its next 24 bits, so that
+    :math:`E = (z + 1) \log 2 - \log 2m` keeps full relative precision however small U is. (Only the
+    fallback of :func:`gap` for tiny p uses it.)
     """
     w1 = w1.astype(jnp.uint32)
     w2 = w2.astype(jnp.uint32)
@@ -92,12 +142,16 @@ def exponential_from_bits(w1: Array, w2: Array) -> Array:
 def gap(key: Array, i: Array, p: float) -> Array:
     """The ``i``-th gap of the seed with ``key``: a geometric(p) number of steps ``>= 1`` (int32)."""
     bits = jax.random.bits(jax.random.fold_in(key, i), (2,), jnp.uint32)
+    table = thresholds(float(p))
+    if table is not None:
+        return _gap_from_table(bits[0], bits[1], *table) + 1
     e = exponential_from_bits(bits[0], bits[1])
     rate = jnp.float32(-math.log1p(-p))  # λ = -log(1 - p), exact in float64 then rounded once
     k = jnp.floor(jnp.minimum(e / rate, jnp.float32(_MAX_GAP)))
     return k.astype(jnp.int32) + 1
 
 
+@functools.partial(jax.jit, static_argnames="p")
 def init(seed_keys: Array, p: float) -> SamplerState:
     """The sampler before step 1: each seed's first big step is its first gap."""
     first = jax.vmap(lambda k: gap(k, jnp.int32(0), p))(seed_keys)
@@ -148,10 +202,12 @@ def big_steps(seed: int, steps: int, p: float) -> np.ndarray:
     out = []
     t = 0
     i = 0
-    draw = jax.jit(lambda i: gap(key, i, p))
     while True:
-        t += int(draw(jnp.int32(i)))
+        t += int(_gap_jit(key, jnp.int32(i), float(p)))
         i += 1
         if t > steps:
             return np.asarray(out, dtype=np.int64)
         out.append(t)
+
+
+_gap_jit = jax.jit(gap, static_argnums=2)
