@@ -34,9 +34,10 @@ import numpy as np
 import optax
 
 T = 200  # steps of every trajectory test
-# Test programs are compiled without LLVM optimisation: ~30% less compile time, which dominates these
-# tests, while their run time is negligible.
-COMPILER_OPTIONS = {"xla_backend_optimization_level": 0}
+# XLA's compile time dominates these tests (their run time is negligible). Compiling the test programs
+# without LLVM optimisation and with XLA:CPU's classic (not the MLIR "fusion emitter") code generator
+# halves it: ~10 s -> ~5.5 s of CPU for the 37 block cases. Neither option changes IEEE semantics.
+COMPILER_OPTIONS = {"xla_backend_optimization_level": 0, "xla_cpu_use_fusion_emitters": False}
 F32_RTOL = 5e-5
 F64_RTOL = 1e-12
 
