@@ -1,0 +1,251 @@
+r"""Run an elementwise optimizer on (shape, dtype) groups of parameters instead of leaf by leaf.
+
+Every adaptx block computes each parameter's update from that parameter's own gradient, state and value,
+plus scalars shared by the whole step (bias corrections, learning rate). Nothing in the arithmetic needs
+the parameters to be separate arrays, so :func:`grouped` hands the *same* inner transformation stacked
+buffers instead: the leaves of the parameter tree that share a shape, a dtype and a weight-decay mask
+value are stacked on a new leading axis,
+
+.. math::
+    G_k = \mathrm{stack}(g_i : i \in \text{group } k) \in \mathbb{R}^{n_k \times \text{shape}_k},
+
+the inner transformation runs once per group, and the updates are unstacked into the tree of the
+parameters. Its state (the moments) is kept stacked, so it is never re-packed; only the gradient and the
+parameter enter stacked each step, and only the update leaves unstacked.
+
+Why stacking on a new axis and not one flat concatenation per dtype: a leaf keeps its own axes, so a
+sharded leaf stays sharded the same way inside its group (the group is sharded ``(None, *leaf_axes)``) and
+no re-layout is needed; leaves of a transformer repeat a handful of shapes, so the groups stay few.
+
+Results are bit-for-bit those of the per-leaf computation: the same elementwise operations on the same
+values in the same dtypes (``tests/test_engine.py`` checks every alias).
+
+Whether it is *faster* depends on the backend; see ``docs/speed.md`` for what was measured on XLA:CPU,
+where the per-leaf unstacking is not free.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable
+from typing import Any, NamedTuple
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+
+Array = jax.Array
+
+
+@dataclasses.dataclass(frozen=True)
+class GroupSpec:
+    """One group: which leaves (positions in the flattened parameter tree) it stacks, and their kind.
+
+    Attributes:
+      shape: the common shape of the leaves.
+      dtype: their common dtype (a string, so the spec is hashable and comparable).
+      flag: the value of the user's mask for these leaves (``True`` when there is no mask).
+      index: positions of the leaves in the flattened tree, in order of the leading axis.
+    """
+
+    shape: tuple
+    dtype: str
+    flag: bool
+    index: tuple
+
+
+@jax.tree_util.register_pytree_node_class
+class Groups:
+    """A parameter-like tree in grouped form: one stacked buffer per :class:`GroupSpec`.
+
+    Its children are the stacked buffers; its static part is the tree structure of the original
+    parameters and the group specs, so a :class:`Groups` found anywhere in an optimizer state can be turned
+    back into ordinary per-parameter trees with :func:`ungroup`.
+    """
+
+    def __init__(self, buffers: tuple, treedef: Any, specs: tuple):
+        self.buffers = tuple(buffers)
+        self.treedef = treedef
+        self.specs = specs
+
+    def tree_flatten(self):
+        return self.buffers, (self.treedef, self.specs)
+
+    @classmethod
+    def tree_unflatten(cls, aux, children):
+        return cls(children, *aux)
+
+    def __repr__(self) -> str:
+        kinds = ", ".join(f"{len(s.index)}x{s.shape} {s.dtype}" for s in self.specs)
+        return f"Groups({kinds})"
+
+
+def group_mask(groups: Groups) -> Groups:
+    """The mask to give the inner transformation of :func:`grouped`: each group's flag.
+
+    :func:`grouped` puts leaves with different mask values in different groups, so inside it a mask is
+    one boolean per group. Pass this function as the inner transformation's ``mask``.
+
+    Example:
+      >>> import adaptx
+      >>> from adaptx import engine
+      >>> opt = engine.grouped(adaptx.adamw(1e-3, weight_decay=1e-2, mask=engine.group_mask),
+      ...                      mask=lambda p: {"w": True, "b": False})
+    """
+    return Groups(tuple(s.flag for s in groups.specs), groups.treedef, groups.specs)
+
+
+def _flags(mask: Any, params: Any, treedef: Any, n: int) -> list[bool]:
+    """One Python boolean per leaf from a mask tree (or callable), all ``True`` without a mask."""
+    if mask is None:
+        return [True] * n
+    tree = mask(params) if callable(mask) else mask
+    flags = treedef.flatten_up_to(tree)
+    out = []
+    for f in flags:
+        if not isinstance(f, (bool, np.bool_)):
+            raise ValueError(
+                "adaptx.engine.grouped: a mask must hold Python booleans (it chooses the groups, so it "
+                f"must be static), got {f!r}"
+            )
+        out.append(bool(f))
+    return out
+
+
+def _plan(leaves: list, treedef: Any, flags: list[bool]) -> tuple:
+    """The groups of a list of leaves, in order of first appearance (deterministic for a given tree)."""
+    members: dict[tuple, list[int]] = {}
+    for i, (x, f) in enumerate(zip(leaves, flags, strict=True)):
+        key = (tuple(x.shape), jnp.dtype(x.dtype).name, f)
+        members.setdefault(key, []).append(i)
+    return tuple(GroupSpec(k[0], k[1], k[2], tuple(v)) for k, v in members.items())
+
+
+def _stack(leaves: list, specs: tuple, treedef: Any) -> Groups:
+    """Stack the leaves of each group on a new leading axis (one ``concatenate`` per group)."""
+    return Groups(tuple(jnp.stack([leaves[i] for i in s.index]) for s in specs), treedef, specs)
+
+
+def _unstack(groups: Groups) -> Any:
+    """The per-parameter tree of a :class:`Groups` (one slice per leaf and stacked array).
+
+    A group's entry may itself be a small tree (an accumulator's per-parameter state such as
+    ``LongTermState``); each of its arrays is unstacked, and every parameter gets that tree back.
+    """
+    leaves: list = [None] * groups.treedef.num_leaves
+    for buf, s in zip(groups.buffers, groups.specs, strict=True):
+        n = len(s.index)
+        arrays, inner_def = jax.tree.flatten(buf)
+        # One split per stacked array (n slices); the reshape drops the stacking axis (a bitcast).
+        parts = [
+            [a[0]] if n == 1 else [x.reshape(a.shape[1:]) for x in jax.lax.split(a, [1] * n, axis=0)]
+            for a in arrays
+        ]
+        for j, i in enumerate(s.index):
+            leaves[i] = inner_def.unflatten([p[j] for p in parts])
+    return groups.treedef.unflatten(leaves)
+
+
+def ungroup(tree: Any) -> Any:
+    """Replace every :class:`Groups` inside ``tree`` (e.g. an optimizer state) by its per-parameter tree.
+
+    Use it to inspect the state of a :func:`grouped` optimizer: ``ungroup(state)`` has the layout the
+    per-leaf optimizer's state would have (moments shaped like the parameters).
+
+    Example:
+      >>> import adaptx, jax.numpy as jnp
+      >>> from adaptx import engine
+      >>> opt = engine.grouped(adaptx.adam(1e-3))
+      >>> state = opt.init({"a": jnp.zeros(3), "b": jnp.zeros(3)})
+      >>> mu = engine.ungroup(state).inner.inner[0].mu   # {"a": zeros(3), "b": zeros(3)}
+    """
+    return jax.tree.map(
+        lambda x: _unstack(x) if isinstance(x, Groups) else x,
+        tree,
+        is_leaf=lambda x: isinstance(x, Groups),
+    )
+
+
+class _Layout(NamedTuple):
+    treedef: Any
+    specs: tuple
+
+
+def _layout(who: str, tree: Any, mask: Any, params: Any) -> tuple[_Layout, list]:
+    leaves, treedef = jax.tree.flatten(tree)
+    flags = _flags(mask, params if params is not None else tree, treedef, len(leaves))
+    return _Layout(treedef, _plan(leaves, treedef, flags)), leaves
+
+
+def grouped(
+    inner: optax.GradientTransformation,
+    *,
+    mask: Any | Callable[[Any], Any] = None,
+) -> optax.GradientTransformationExtraArgs:
+    r"""Run ``inner`` on stacked (shape, dtype, mask) groups of the parameters.
+
+    .. math::
+        (U_k, S_k) = \text{inner.update}(G_k, S_k, \Theta_k), \qquad
+        G_k = \mathrm{stack}_{i \in k}\, g_i,\ \Theta_k = \mathrm{stack}_{i \in k}\, \theta_i,
+        u_i = U_k[\text{position of } i].
+
+    Takes and returns ordinary pytrees (chain it with optax as any transformation); ``inner`` must be
+    elementwise (every adaptx block is; so are optax's ``scale_by_adam``, ``scale``, ...) and its ``init``
+    must only read shapes and dtypes. Results equal the per-leaf ones bit for bit.
+
+    Masks: leaves are split into groups by the value of ``mask`` (a tree of Python booleans like the
+    parameters, or a callable returning one), and the inner transformation sees one flag per group
+    through :func:`group_mask`. Build it with ``mask=adaptx.engine.group_mask``.
+
+    The state is the inner state over :class:`Groups` (moments stacked per group); :func:`ungroup`
+    gives the per-parameter view.
+
+    Args:
+      inner: the elementwise transformation to run (an alias such as :func:`adaptx.adamw`).
+      mask: the weight-decay mask of the parameters, if ``inner`` uses :func:`group_mask`.
+
+    Example:
+      >>> import adaptx, optax, jax.numpy as jnp
+      >>> from adaptx import engine
+      >>> opt = engine.grouped(adaptx.adamw(1e-3))
+      >>> params = {"w": jnp.ones((2, 3)), "v": jnp.ones((2, 3)), "b": jnp.zeros(3)}
+      >>> state = opt.init(params)
+      >>> updates, state = opt.update(params, state, params)
+      >>> params = optax.apply_updates(params, updates)
+    """
+    who = "adaptx.engine.grouped"
+
+    def init_fn(params):
+        layout, leaves = _layout(who, params, mask, params)
+        # Only shapes and dtypes: no stacked copy of the parameters is ever made at init.
+        structs = tuple(
+            jax.ShapeDtypeStruct((len(s.index), *s.shape), jnp.dtype(s.dtype)) for s in layout.specs
+        )
+        return inner.init(Groups(structs, layout.treedef, layout.specs))
+
+    def update_fn(updates, state, params=None, **extra_args):
+        layout, leaves = _layout(who, updates, mask, params)
+        g = _stack(leaves, layout.specs, layout.treedef)
+        p = None
+        if params is not None:
+            p_leaves = layout.treedef.flatten_up_to(params)
+            for a, b in zip(leaves, p_leaves, strict=True):
+                if a.shape != b.shape:
+                    raise ValueError(
+                        f"{who}: a gradient of shape {a.shape} does not match its parameter of shape "
+                        f"{b.shape}"
+                    )
+            p = _stack(p_leaves, layout.specs, layout.treedef)
+        try:
+            u, new_state = inner.update(g, state, p, **extra_args)
+        except (ValueError, TypeError) as err:
+            if "does not match" in str(err) or "structure" in str(err):
+                raise ValueError(
+                    f"{who}: the gradient tree does not match the optimizer state (was the state "
+                    "initialised from other parameters?)"
+                ) from err
+            raise
+        return _unstack(u), new_state
+
+    return optax.GradientTransformationExtraArgs(init_fn, update_fn)
