@@ -161,18 +161,26 @@ class NesterovMovingAverage(Estimator):
 
     def update(self, state: NesterovState, g: Array, t: Array) -> NesterovState:
         b1 = jnp.asarray(self.decay, g.dtype)
-        prod_dtype = state.mu_product.dtype
+        # The engine hands states over upcast to the compute dtype; the product is accumulated (and
+        # rounded) in product_dtype regardless, as PyTorch accumulates it in its own dtype.
+        prod_dtype = self.product_dtype or state.mu_product.dtype
         mu = self.mu(t, numerics.compute_dtype(g.dtype, prod_dtype)).astype(prod_dtype)
+        prod = state.mu_product.astype(prod_dtype) * mu
         m = b1 * state.m + constants.complement(self.decay, g.dtype, self.host_constants) * g
-        return NesterovState(m=m, mu_product=state.mu_product * mu)
+        return NesterovState(m=m, mu_product=prod.astype(state.mu_product.dtype))
 
     def correction(self, t: Array, dtype) -> None:
         return None
 
-    def numerator(self, state: NesterovState, g: Array, t: Array, correction: Array | None) -> Array:
+    def parts(self, state: NesterovState, g: Array, t: Array, correction: Array | None) -> tuple:
+        r"""The two terms of the numerator: :math:`(c_g g_t,\; c_m m_t)`, in PyTorch's order."""
         dtype = numerics.compute_dtype(g.dtype, state.mu_product.dtype)
         mu, mu_next = self.mu(t, dtype), self.mu(t + 1, dtype)
         prod = state.mu_product.astype(dtype)
         c_g = ((1 - mu) / (1 - prod)).astype(g.dtype)
         c_m = (mu_next / (1 - prod * mu_next)).astype(g.dtype)
-        return c_g * g + c_m * state.m
+        return c_g * g, c_m * state.m
+
+    def numerator(self, state: NesterovState, g: Array, t: Array, correction: Array | None) -> Array:
+        term_g, term_m = self.parts(state, g, t, correction)
+        return term_g + term_m

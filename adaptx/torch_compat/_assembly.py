@@ -1,7 +1,7 @@
 """The one recipe every :mod:`adaptx.torch_compat` optimizer follows, PyTorch's order of operations.
 
 ``[negate (maximize)] -> [coupled L2] -> scaling -> [momentum on the preconditioned update]
--> learning rate -> [decoupled decay]``, around one shared step counter (:func:`adaptx.chain`).
+-> learning rate -> [decoupled decay] -> [finish]``, around one shared step counter (:func:`adaptx.chain`).
 """
 
 from __future__ import annotations
@@ -41,6 +41,7 @@ def assemble(
     decay_lr: Any = "lr",
     as_factor: bool = True,
     decay_on: str = "previous",
+    finish: Sequence[optax.GradientTransformation] = (),
 ) -> optax.GradientTransformationExtraArgs:
     """Chain the blocks of a torch-semantics optimizer.
 
@@ -53,6 +54,7 @@ def assemble(
       decay_lr: the γ scaling the decoupled decay: ``"lr"`` for the optimizer's, ``None`` for none
         (labml's absolute decay).
       as_factor, decay_on: see :func:`adaptx.decoupled_weight_decay`.
+      finish: blocks placed last (:func:`adaptx.transforms.inplace.apply_in_sequence`).
     """
     hyperparams.check_non_negative("lr", lr, schedule_ok=True)
     hyperparams.check_non_negative("weight_decay", l2, schedule_ok=True)
@@ -71,4 +73,5 @@ def assemble(
                 as_factor=as_factor, on=decay_on, inplace=True,
             )
         )
+    parts.extend(finish)
     return chain(*parts)

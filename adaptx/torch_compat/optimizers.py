@@ -29,6 +29,7 @@ from adaptx.transforms.classic import (
     scale_by_radam,
     scale_by_rmsprop,
 )
+from adaptx.transforms.inplace import apply_in_sequence
 from adaptx.transforms.learning_rate import inverse_time_decay
 
 Transform = optax.GradientTransformationExtraArgs
@@ -82,7 +83,8 @@ def adam(
     .. math::
         g \leftarrow \pm g + \lambda\theta; \quad m_t = \beta_1 m + (1-\beta_1) g, \;
         v_t = \beta_2 v + (1-\beta_2) g^2; \quad
-        \theta \leftarrow \theta - \frac{\gamma}{1-\beta_1^t}\,\frac{m_t}{\sqrt{\tilde v_t}/\sqrt{1-\beta_2^t} + \epsilon},
+        \theta \leftarrow \theta - \frac{\gamma}{1-\beta_1^t}\,
+        \frac{m_t}{\sqrt{\tilde v_t}/\sqrt{1-\beta_2^t} + \epsilon},
 
     where :math:`\tilde v_t = v_t`, or with ``amsgrad`` the running maximum of the *raw* :math:`v_t`
     (``optax.amsgrad`` takes the maximum of the bias-corrected :math:`\hat v_t` and cannot reproduce this).
@@ -205,7 +207,8 @@ def adamax(
     """
     b1, b2 = split_betas(betas)
     return assemble(
-        [scale_by_adamax(b1, b2, eps, shared_count=True, host_constants=True)], lr, maximize=maximize, l2=weight_decay
+        [scale_by_adamax(b1, b2, eps, shared_count=True, host_constants=True)], lr, maximize=maximize,
+        l2=weight_decay,
     )
 
 
@@ -223,7 +226,8 @@ def nadam(
 
     .. math::
         \theta \leftarrow \theta - \gamma\Bigl(\frac{1-\mu_t}{1-\Pi_t} g_t
-        + \frac{\mu_{t+1}}{1-\Pi_t\mu_{t+1}} m_t\Bigr) \Big/ \Bigl(\sqrt{\tfrac{v_t}{1-\beta_2^t}} + \epsilon\Bigr),
+        + \frac{\mu_{t+1}}{1-\Pi_t\mu_{t+1}} m_t\Bigr)
+        \Big/ \Bigl(\sqrt{\tfrac{v_t}{1-\beta_2^t}} + \epsilon\Bigr),
         \quad \mu_t = \beta_1(1 - \tfrac12 0.96^{t\psi}),\; \Pi_t = \textstyle\prod_{s\le t}\mu_s .
 
     ``decoupled_weight_decay=True`` multiplies θ by :math:`1 - \gamma\lambda` first (NAdamW).
@@ -236,9 +240,11 @@ def nadam(
     scaling = scale_by_nadam(
         b1, b2, eps, momentum_decay, shared_count=True, host_constants=True,
         product_dtype=jnp.float32,  # torch keeps the product in its default dtype, float32
+        split=True,  # torch adds the gradient and momentum terms with two addcdiv_, two roundings
     )
     return assemble(
-        [scaling], lr, maximize=maximize, **_weight_decay(weight_decay, decoupled_weight_decay)
+        [scaling], lr, maximize=maximize, **_weight_decay(weight_decay, decoupled_weight_decay),
+        finish=[apply_in_sequence()],
     )
 
 
@@ -255,7 +261,8 @@ def radam(
 
     .. math::
         \theta \leftarrow \theta - \gamma\,\frac{m_t}{1-\beta_1^t}
-        \begin{cases} r_t \sqrt{1-\beta_2^t} / (\sqrt{v_t} + \epsilon) & \rho_t > 5 \\ 1 & \text{else}\end{cases}
+        \begin{cases} r_t \sqrt{1-\beta_2^t} / (\sqrt{v_t} + \epsilon) & \rho_t > 5 \\
+        1 & \text{else}\end{cases}
 
     (:func:`adaptx.transforms.classic.scale_by_radam`). ``decoupled_weight_decay=True`` multiplies θ by
     :math:`1 - \gamma\lambda` first.

@@ -60,7 +60,7 @@ def adaxw(
     *,
     maximize: bool = False,
 ) -> Transform:
-    r"""The AdaX authors' ``AdaXW``: AdaX with decoupled decay :math:`\theta \leftarrow \theta - \gamma\lambda\theta`.
+    r"""The AdaX authors' ``AdaXW``: AdaX with decoupled decay, subtracted from θ.
 
     .. math::
         \theta_t = \theta_{t-1} - \gamma\lambda\theta_{t-1}
@@ -131,7 +131,8 @@ def labml_adam(
     .. math::
         \theta \leftarrow \theta(1-\gamma\lambda) \;[\text{absolute: } \theta(1-\lambda);\;
         \text{coupled: } g \leftarrow g + \lambda\theta], \qquad
-        \theta \leftarrow \theta - \gamma\frac{\sqrt{1-\beta_2^t}}{1-\beta_1^t}\frac{m_t}{\sqrt{v_t} + \epsilon}
+        \theta \leftarrow \theta
+        - \gamma\frac{\sqrt{1-\beta_2^t}}{1-\beta_1^t}\frac{m_t}{\sqrt{v_t} + \epsilon}
 
     with ``optimized_update`` (ε on the raw root); otherwise PyTorch's Adam step (ε on the corrected root).
     ``amsgrad`` takes the maximum of the raw :math:`v_t` (labml's ``AMSGrad``). ``maximize`` is an adaptx

@@ -22,6 +22,7 @@ import optax
 from adaptx.core import counting, hyperparams, numerics, trees
 from adaptx.moments import first as first_moments
 from adaptx.moments import second as second_moments
+from adaptx.transforms.inplace import Parts
 
 Array = jax.Array
 EpsOn = Literal["corrected", "raw"]
@@ -63,6 +64,7 @@ def scale_by_moments(
     nu_dtype: Any = None,
     shared_count: bool = False,
     rectifier: Any = None,
+    split: bool = False,
 ) -> optax.GradientTransformationExtraArgs:
     r"""Scale updates by first- and second-moment estimates: the engine behind every adaptive block.
 
@@ -92,6 +94,10 @@ def scale_by_moments(
         counter in this state.
       rectifier: ``None`` or an object whose ``scalars(t, dtype)`` returns ``(adaptive, factor)``
         (:class:`adaptx.moments.RAdamRectification`).
+      split: emit each update as :class:`adaptx.transforms.inplace.Parts`, one part per term of the
+        first-moment estimator's ``parts`` (NAdam: gradient term, momentum term), each divided by the
+        denominator, for PyTorch's one-rounding-per-term application (see
+        :mod:`adaptx.transforms.inplace`; end the chain with ``apply_in_sequence``).
 
     Example:
       >>> import adaptx
@@ -169,6 +175,11 @@ def scale_by_moments(
             den = root + eps_c
             # den is 0 only where no gradient signal was ever recorded (v = 0) and ε' is 0 (ε = 0, or
             # AdaX's ε/√B_t underflowed): the step there is 0, not 0/0 = NaN.
+            if split:
+                parts = first.parts(m, gc, t, c1)
+                u = Parts(tuple(jnp.where(den > 0, q / den, jnp.zeros_like(q)).astype(g.dtype)
+                                for q in parts))
+                return u, new_mu, recast(nu_c, nu)
             u = jnp.where(den > 0, m_hat / den, jnp.zeros_like(m_hat))
             if rect is not None:
                 u = jnp.where(rect.adaptive, rect.factor * u, m_hat)

@@ -165,8 +165,9 @@ def scale_by_adamax(
     hyperparams.check_decay("b2", b2)
     hyperparams.check_non_negative("eps", eps)
     return scale_by_moments(
-        second_moments.InfinityNorm(b2, eps), first_moments.MovingAverage(b1, host_constants=host_constants), eps=0.0,
-        mu_dtype=mu_dtype, nu_dtype=nu_dtype, shared_count=shared_count,
+        second_moments.InfinityNorm(b2, eps),
+        first_moments.MovingAverage(b1, host_constants=host_constants),
+        eps=0.0, mu_dtype=mu_dtype, nu_dtype=nu_dtype, shared_count=shared_count,
     )
 
 
@@ -181,6 +182,7 @@ def scale_by_nadam(
     shared_count: bool = False,
     host_constants: bool = False,
     product_dtype: Any = None,
+    split: bool = False,
 ) -> optax.GradientTransformationExtraArgs:
     r"""NAdam's scaling (Dozat, 2016) with PyTorch's momentum schedule.
 
@@ -199,6 +201,9 @@ def scale_by_nadam(
       mu_dtype, nu_dtype, shared_count, host_constants: as in :func:`adaptx.scale_by_adam`.
       product_dtype: the dtype of NAdam's product of momenta (see
         :class:`adaptx.moments.first.NesterovMovingAverage`).
+      split: emit the gradient and momentum terms as :class:`adaptx.transforms.inplace.Parts`, to be
+        applied one rounding at a time as PyTorch does (end the chain with
+        :func:`adaptx.transforms.inplace.apply_in_sequence`).
 
     Example:
       >>> import adaptx, optax
@@ -212,7 +217,7 @@ def scale_by_nadam(
         first_moments.NesterovMovingAverage(
             b1, momentum_decay, product_dtype=product_dtype, host_constants=host_constants
         ),
-        eps=eps, mu_dtype=mu_dtype, nu_dtype=nu_dtype, shared_count=shared_count,
+        eps=eps, mu_dtype=mu_dtype, nu_dtype=nu_dtype, shared_count=shared_count, split=split,
     )
 
 

@@ -12,10 +12,10 @@ from collections.abc import Callable
 from typing import Any, NamedTuple
 
 import jax
-import jax.numpy as jnp
 import optax
 
 from adaptx.core import counting, hyperparams, numerics, trees
+from adaptx.transforms.inplace import Parts, is_parts, opaque_round
 
 Array = jax.Array
 
@@ -62,12 +62,13 @@ def _weight_decay(
         def leaf(u, p, decays=True):
             if not decays:
                 return u
-            trees.check_shape(who, u, p)
-            c = numerics.compute_dtype(u.dtype, p.dtype)
+            like = u.parts[0] if isinstance(u, Parts) else u
+            trees.check_shape(who, like, p)
+            c = numerics.compute_dtype(like.dtype, p.dtype)
             rate = hyperparams.evaluate(weight_decay, t - 1, c)
             if learning_rate is not None:
                 rate = rate * hyperparams.evaluate(learning_rate, t - 1, c)
-            uc, pc = u.astype(c), p.astype(c)
+            pc = p.astype(c)
 
             def decay(x):  # x after the decay alone
                 if as_factor:
@@ -75,18 +76,21 @@ def _weight_decay(
                     return x * (1 + sign * rate)
                 return x + sign * rate * x
 
+            if isinstance(u, Parts):
+                # An update in parts (adaptx.transforms.inplace): the decay goes first, as its own part;
+                # the closing apply_in_sequence block does the rounding after each part.
+                if on != "previous":
+                    raise ValueError(f"{who}: on='updated' cannot be combined with an update in parts")
+                delta = opaque_round(decay(pc), p.dtype).astype(c) - pc  # exact (Sterbenz)
+                return Parts((delta.astype(p.dtype),) + tuple(u.parts))
+            uc = u.astype(c)
             if inplace:
                 # PyTorch's in-place sequence on θ: each operation rounds θ to its dtype. The update is
                 # the difference to the result, exact (Sterbenz) whenever θ changes by less than a
                 # factor 2, so optax.apply_updates lands on the same float as PyTorch.
                 def rounded(x):
-                    # Round to θ's dtype *here*. XLA's CPU backend contracts a multiply feeding an add
-                    # into one fused multiply-add (one rounding instead of two), which would skip
-                    # exactly the rounding this emulates (measured: 25% of θ·f + u differ by an ulp);
-                    # a select on x == x is opaque to that contraction and changes no value (NaN stays
-                    # NaN).
-                    x = x.astype(p.dtype)
-                    return jnp.where(x == x, x, jnp.nan).astype(c)
+                    # Round to θ's dtype *here*, out of reach of XLA's multiply-add contraction.
+                    return opaque_round(x, p.dtype).astype(c)
 
                 if on == "previous":
                     theta = rounded(rounded(decay(pc)) + uc)
@@ -98,7 +102,11 @@ def _weight_decay(
                 return (uc + (decay(base) - base)).astype(u.dtype)
             return (uc + sign * rate * base).astype(u.dtype)
 
-        if decide is None:
+        if any(is_parts(x) for x in jax.tree.leaves(updates, is_leaf=is_parts)):
+            trees.map_leaves(who, lambda *_: None, params, updates)  # same structure check, reversed
+            args = (updates, params) if decide is None else (updates, params, decide)
+            new = jax.tree.map(leaf, *args, is_leaf=is_parts)
+        elif decide is None:
             new = trees.map_leaves(who, leaf, updates, params)
         else:
             new = trees.map_leaves(who, leaf, updates, params, decide)
