@@ -210,7 +210,7 @@ def _one_setting(problem, make_optimizer, dtype):
         def body(i, c):
             x, opt_state, regret, comp = c
             t = t0 + i + 1
-            big = None if mask is None else jax.lax.dynamic_index_in_dim(mask, i, keepdims=False)
+            big = None if mask is None else sampling.is_big(mask, i)
             g = jnp.broadcast_to(problem.gradient(t, big, dtype), x.shape)
             # Kahan summation of R_t += c_t (x_t - x*): `comp` holds what the last addition lost.
             y = g * (x - X_STAR) - comp
@@ -275,7 +275,8 @@ def _program(problem, make_optimizer, dtype, grid, x, seed_keys, chunk):
     else:
         first_axes = init_axes = _mapped(init, (0, 0), (grid, x), num)
     opt_state = jax.vmap(init, in_axes=(0, 0), out_axes=init_axes, axis_size=num)(grid, x)
-    mask = jax.ShapeDtypeStruct((chunk, x.shape[1]), jnp.bool_) if problem.stochastic else None
+    rows = sampling.mask_rows(chunk)
+    mask = jax.ShapeDtypeStruct((rows, x.shape[1]), jnp.uint32) if problem.stochastic else None
     scalar = jax.ShapeDtypeStruct((), jnp.int32)
     axes = init_axes
     while num > 1:
