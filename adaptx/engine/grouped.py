@@ -46,12 +46,14 @@ class GroupSpec:
       shape: the common shape of the leaves.
       dtype: their common dtype (a string, so the spec is hashable and comparable).
       flag: the value of the user's mask for these leaves (``True`` when there is no mask).
+      label: the leaves' label from ``partition`` (e.g. their ``PartitionSpec``), ``None`` without one.
       index: positions of the leaves in the flattened tree, in order of the leading axis.
     """
 
     shape: tuple
     dtype: str
     flag: bool
+    label: Any
     index: tuple
 
 
@@ -113,13 +115,21 @@ def _flags(mask: Any, params: Any, treedef: Any, n: int) -> list[bool]:
     return out
 
 
-def _plan(leaves: list, treedef: Any, flags: list[bool]) -> tuple:
+def _labels(partition: Any, params: Any, treedef: Any, n: int) -> list:
+    """One hashable label per leaf from ``partition`` (tree or callable), all ``None`` without one."""
+    if partition is None:
+        return [None] * n
+    tree = partition(params) if callable(partition) else partition
+    return treedef.flatten_up_to(tree)
+
+
+def _plan(leaves: list, treedef: Any, flags: list[bool], labels: list) -> tuple:
     """The groups of a list of leaves, in order of first appearance (deterministic for a given tree)."""
     members: dict[tuple, list[int]] = {}
-    for i, (x, f) in enumerate(zip(leaves, flags, strict=True)):
-        key = (tuple(x.shape), jnp.dtype(x.dtype).name, f)
+    for i, (x, f, lab) in enumerate(zip(leaves, flags, labels, strict=True)):
+        key = (tuple(x.shape), jnp.dtype(x.dtype).name, f, lab)
         members.setdefault(key, []).append(i)
-    return tuple(GroupSpec(k[0], k[1], k[2], tuple(v)) for k, v in members.items())
+    return tuple(GroupSpec(*k, tuple(v)) for k, v in members.items())
 
 
 def _stack(leaves: list, specs: tuple, treedef: Any) -> Groups:
@@ -172,16 +182,19 @@ class _Layout(NamedTuple):
     specs: tuple
 
 
-def _layout(who: str, tree: Any, mask: Any, params: Any) -> tuple[_Layout, list]:
+def _layout(tree: Any, mask: Any, partition: Any, params: Any) -> tuple[_Layout, list]:
     leaves, treedef = jax.tree.flatten(tree)
-    flags = _flags(mask, params if params is not None else tree, treedef, len(leaves))
-    return _Layout(treedef, _plan(leaves, treedef, flags)), leaves
+    like = params if params is not None else tree
+    flags = _flags(mask, like, treedef, len(leaves))
+    labels = _labels(partition, like, treedef, len(leaves))
+    return _Layout(treedef, _plan(leaves, treedef, flags, labels)), leaves
 
 
 def grouped(
     inner: optax.GradientTransformation,
     *,
     mask: Any | Callable[[Any], Any] = None,
+    partition: Any | Callable[[Any], Any] = None,
 ) -> optax.GradientTransformationExtraArgs:
     r"""Run ``inner`` on stacked (shape, dtype, mask) groups of the parameters.
 
@@ -198,12 +211,19 @@ def grouped(
     parameters, or a callable returning one), and the inner transformation sees one flag per group
     through :func:`group_mask`. Build it with ``mask=adaptx.engine.group_mask``.
 
+    Sharding: a group is one array, so its leaves should share one sharding. Leaves stack on a new
+    leading axis and keep their own axes, so a group of leaves sharded alike stays sharded the same way;
+    pass ``partition`` (e.g. the tree of the parameters' ``PartitionSpec``) to keep leaves that are
+    sharded differently in different groups, otherwise they leave the step with their group's layout.
+
     The state is the inner state over :class:`Groups` (moments stacked per group); :func:`ungroup`
     gives the per-parameter view.
 
     Args:
       inner: the elementwise transformation to run (an alias such as :func:`adaptx.adamw`).
       mask: the weight-decay mask of the parameters, if ``inner`` uses :func:`group_mask`.
+      partition: a tree like the parameters (or a callable returning one) of hashable labels; leaves with
+        different labels never share a group. Use the parameters' ``PartitionSpec``s under sharding.
 
     Example:
       >>> import adaptx, optax, jax.numpy as jnp
@@ -217,7 +237,7 @@ def grouped(
     who = "adaptx.engine.grouped"
 
     def init_fn(params):
-        layout, leaves = _layout(who, params, mask, params)
+        layout, leaves = _layout(params, mask, partition, params)
         # Only shapes and dtypes: no stacked copy of the parameters is ever made at init.
         structs = tuple(
             jax.ShapeDtypeStruct((len(s.index), *s.shape), jnp.dtype(s.dtype)) for s in layout.specs
@@ -225,7 +245,7 @@ def grouped(
         return inner.init(Groups(structs, layout.treedef, layout.specs))
 
     def update_fn(updates, state, params=None, **extra_args):
-        layout, leaves = _layout(who, updates, mask, params)
+        layout, leaves = _layout(updates, mask, partition, params)
         g = _stack(leaves, layout.specs, layout.treedef)
         p = None
         if params is not None:
