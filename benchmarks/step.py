@@ -8,7 +8,9 @@ and interleaving the contenders (round-robin, so that a slow period of a shared 
   bfloat16 moments (``mu_dtype=nu_dtype=bfloat16``);
 * optax ``adam``, ``adamw``, ``amsgrad`` with the same hyperparameters;
 * a *floor*: one jitted, donated kernel over flat buffers holding the same number of parameters that
-  reads four arrays and writes three (what an ideal float32 Adam step must move);
+  reads four arrays and writes three (what an ideal float32 Adam step must move), and the same kernel
+  run leaf by leaf over the tree (``floor-per-leaf``: the least a step that returns a pytree can cost
+  when the backend runs one kernel per leaf);
 * torch ``AdamW`` (``foreach=True`` and ``fused=True``, CPU) for scale.
 
 Every JAX contender is a jitted ``step(params, state, grads) -> (params, state)`` (update, then
@@ -115,9 +117,10 @@ SAME_AS_OPTAX = {
     "adam": "optax-adam", "adamw": "optax-adamw", "amsgrad": "optax-amsgrad", "adamw-bf16": "optax-adamw",
 }
 TORCH = ["torch-adamw-foreach", "torch-adamw-fused"]
-FULL_CONTENDERS = ["floor", *OPTIMIZERS, *TORCH]
+FLOORS = ["floor", "floor-per-leaf"]
+FULL_CONTENDERS = [*FLOORS, *OPTIMIZERS, *TORCH]
 QUICK_CONTENDERS = [
-    "floor", "adaptx-adam", "adaptx-adamw", "adaptx-adax", "grouped-adamw", "adaptx-adamw-bf16",
+    *FLOORS, "adaptx-adam", "adaptx-adamw", "adaptx-adax", "grouped-adamw", "adaptx-adamw-bf16",
     "optax-adam", "optax-adamw", "torch-adamw-fused",
 ]
 
@@ -203,6 +206,36 @@ class FloorCase(Case):
         jax.block_until_ready(self.bufs)
 
 
+class LeafFloorCase(Case):
+    """The floor kernel applied leaf by leaf: the least any design with one kernel per leaf can cost.
+
+    Every leaf's θ must leave the step as its own array, so per-leaf work cannot be avoided entirely;
+    this measures what it costs on the backend (kernel dispatch, compile) with no optimizer arithmetic.
+    """
+
+    def __init__(self, shapes: list[tuple[int, ...]]):
+        super().__init__("floor-per-leaf")
+
+        def kernel(p, m, v, g):
+            m = jax.tree.map(lambda m, g: m + g, m, g)
+            v = jax.tree.map(lambda v, g: v + g * g, v, g)
+            return jax.tree.map(lambda p, m, v: p - m * v, p, m, v), m, v
+
+        self.bufs = [[jnp.full(s, x, jnp.float32) for s in shapes] for x in (1.0, 0.0, 0.0)]
+        self.g = [jnp.full(s, 1e-6, jnp.float32) for s in shapes]
+        t = time.perf_counter()
+        self.compiled = jax.jit(kernel, donate_argnums=(0, 1, 2)).lower(*self.bufs, self.g).compile()
+        self.info["compile_s"] = time.perf_counter() - t
+        self.info.update(_memory(self.compiled))
+        n = sum(math.prod(s) for s in shapes)
+        self.info["bytes"] = 7 * 4 * n
+        self.info["state_mib"] = 2 * 4 * n / 2**20
+
+    def __call__(self) -> None:
+        self.bufs = list(self.compiled(*self.bufs, self.g))
+        jax.block_until_ready(self.bufs)
+
+
 class TorchCase(Case):
     def __init__(self, name: str, params, grads):
         import torch
@@ -237,6 +270,8 @@ def run_tree(tree: str, contenders: list[str], repeats: int, verbose: bool) -> l
         print(f"[{tree}] building {name} ...", file=sys.stderr, flush=True)
         if name == "floor":
             case: Case = FloorCase(n)
+        elif name == "floor-per-leaf":
+            case = LeafFloorCase(shapes)
         elif name.startswith("torch"):
             case = TorchCase(name, params, grads)
         else:
@@ -289,7 +324,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--quick", action="store_true", help="small trees, fewer contenders and repeats")
     ap.add_argument("--trees", help=f"comma-separated, from {', '.join(TREES)}")
-    ap.add_argument("--contenders", help=f"comma-separated, from floor, {', '.join(OPTIMIZERS)}, torch-*")
+    names = ", ".join([*FLOORS, *OPTIMIZERS, *TORCH])
+    ap.add_argument("--contenders", help=f"comma-separated, from {names}")
     ap.add_argument("--repeats", type=int, help="timed steps per contender (interleaved)")
     ap.add_argument("--out", default="benchmarks/results/step.json")
     ap.add_argument("--quiet", action="store_true")
@@ -297,7 +333,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     trees = args.trees.split(",") if args.trees else (QUICK_TREES if args.quick else FULL_TREES)
     default = QUICK_CONTENDERS if args.quick else FULL_CONTENDERS
     contenders = args.contenders.split(",") if args.contenders else default
-    unknown = [c for c in contenders if c not in OPTIMIZERS and c not in ("floor", *TORCH)]
+    unknown = [c for c in contenders if c not in OPTIMIZERS and c not in (*FLOORS, *TORCH)]
     unknown += [t for t in trees if t not in TREES]
     if unknown:
         ap.error(f"unknown: {unknown}")
