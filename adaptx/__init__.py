@@ -5,9 +5,10 @@ Blocks (each an ``optax.GradientTransformationExtraArgs``): :func:`scale_by_adam
 :func:`decoupled_weight_decay`, :func:`scale_by_learning_rate`, and :func:`chain` (``optax.chain`` with
 one shared step counter). Aliases: :func:`adam`, :func:`adamw`, :func:`amsgrad`, :func:`amsgradw`,
 :func:`adax`, :func:`adaxw`. Moment estimates to assemble new optimizers from: :mod:`adaptx.moments`.
+Running an optimizer on stacked (shape, dtype) groups of parameters: :mod:`adaptx.engine`.
 """
 
-from adaptx import moments
+from adaptx import engine, moments
 from adaptx.aliases import adam, adamw, adax, adaxw, amsgrad, amsgradw
 from adaptx.core.counting import ChainState, chain
 from adaptx.transforms import (
@@ -39,6 +40,7 @@ __all__ = [
     "amsgradw",
     "chain",
     "decoupled_weight_decay",
+    "engine",
     "moments",
     "scale_by_adam",
     "scale_by_adax",
