@@ -21,7 +21,6 @@ import dataclasses
 import functools
 from collections.abc import Callable
 
-import jax.numpy as jnp
 import numpy as np
 import optax
 import pytest
@@ -192,12 +191,3 @@ def test_parameter_groups_map_to_optax_partition():
     # The groups really differ: one AdamW for all parameters does not match.
     res_one = parity.compare(torch_factory, tc.adamw(lr=1e-3, weight_decay=1e-1), prob)
     assert res_one.max_rel_deviation > 1e-2
-
-
-def test_float32_bf16_free_dtype_is_kept():
-    """The updates keep the parameters' dtype (float32 in, float32 out), float64 likewise."""
-    params = {"w": jnp.ones(3, jnp.float32)}
-    for name in ("sgd", "adam", "rmsprop", "adagrad", "adamax", "nadam", "radam", "adax", "hf_adamw"):
-        opt = getattr(tc, name)()
-        updates, _ = opt.update(params, opt.init(params), params)
-        assert updates["w"].dtype == jnp.float32, name
