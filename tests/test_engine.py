@@ -109,7 +109,7 @@ def test_grouped_is_bitwise_the_per_leaf_optimizer(name):
 
 def test_groups_follow_shape_dtype_and_mask():
     state = engine.grouped(adaptx.adamw(1e-3, mask=engine.group_mask), mask=MASK).init(_params())
-    mu = state.inner[0].mu
+    mu = state.inner.inner[0].mu
     assert isinstance(mu, engine.Groups)
     kinds = sorted((s.shape, s.dtype, s.flag, len(s.index)) for s in mu.specs)
     assert kinds == sorted([
@@ -119,7 +119,7 @@ def test_groups_follow_shape_dtype_and_mask():
     # a partition label splits a group further (w1 and w3 share shape, dtype and mask)
     labels = {k: "x" if k == "w3" else None for k in MASK}
     state = engine.grouped(adaptx.adam(1e-3), mask=MASK, partition=labels).init(_params())
-    assert sorted(len(s.index) for s in state.inner[0].mu.specs if s.shape == (3, 4)) == [1, 1, 1, 1]
+    assert sorted(len(s.index) for s in state.inner.inner[0].mu.specs if s.shape == (3, 4)) == [1, 1, 1, 1]
     assert [b.shape for b in mu.buffers] == [(len(s.index), *s.shape) for s in mu.specs]
 
 

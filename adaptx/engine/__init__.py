@@ -4,6 +4,6 @@
 returning ordinary pytrees; :func:`ungroup` turns its state back into the per-parameter layout.
 """
 
-from adaptx.engine.grouped import Groups, GroupSpec, group_mask, grouped, ungroup
+from adaptx.engine.grouped import GroupedState, Groups, GroupSpec, group_mask, grouped, ungroup
 
-__all__ = ["GroupSpec", "Groups", "group_mask", "grouped", "ungroup"]
+__all__ = ["GroupSpec", "GroupedState", "Groups", "group_mask", "grouped", "ungroup"]

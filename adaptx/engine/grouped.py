@@ -157,6 +157,15 @@ def _unstack(groups: Groups) -> Any:
     return groups.treedef.unflatten(leaves)
 
 
+def _unstack_rows(groups: Groups, rows: tuple) -> Any:
+    """:func:`_unstack` for arrays, reading each leaf's row at the runtime index ``rows[i]``."""
+    leaves: list = [None] * groups.treedef.num_leaves
+    for buf, s in zip(groups.buffers, groups.specs, strict=True):
+        for i in s.index:
+            leaves[i] = jax.lax.dynamic_index_in_dim(buf, rows[i], 0, keepdims=False)
+    return groups.treedef.unflatten(leaves)
+
+
 def ungroup(tree: Any) -> Any:
     """Replace every :class:`Groups` inside ``tree`` (e.g. an optimizer state) by its per-parameter tree.
 
@@ -168,13 +177,31 @@ def ungroup(tree: Any) -> Any:
       >>> from adaptx import engine
       >>> opt = engine.grouped(adaptx.adam(1e-3))
       >>> state = opt.init({"a": jnp.zeros(3), "b": jnp.zeros(3)})
-      >>> mu = engine.ungroup(state).inner.inner[0].mu   # {"a": zeros(3), "b": zeros(3)}
+      >>> mu = engine.ungroup(state).inner[0].mu   # {"a": zeros(3), "b": zeros(3)}
     """
+    if isinstance(tree, GroupedState):
+        tree = tree.inner
     return jax.tree.map(
         lambda x: _unstack(x) if isinstance(x, Groups) else x,
         tree,
         is_leaf=lambda x: isinstance(x, Groups),
     )
+
+
+class GroupedState(NamedTuple):
+    """State of :func:`grouped`.
+
+    Attributes:
+      inner: the inner transformation's state, over :class:`Groups` (see :func:`ungroup`).
+      rows: one int32 scalar per parameter leaf, its row in its group. Carried as *data* so that the
+        compiled step reads row ``rows[i]`` of a group with the same code for every leaf: XLA then
+        compiles one unstacking kernel per group shape instead of one per leaf (a slice at a constant
+        offset is a different kernel for every offset; measured on XLA:CPU: 256 leaves compile in
+        ~10 s with constant offsets, ~1 s with these).
+    """
+
+    inner: Any
+    rows: tuple
 
 
 class _Layout(NamedTuple):
@@ -216,8 +243,9 @@ def grouped(
     pass ``partition`` (e.g. the tree of the parameters' ``PartitionSpec``) to keep leaves that are
     sharded differently in different groups, otherwise they leave the step with their group's layout.
 
-    The state is the inner state over :class:`Groups` (moments stacked per group); :func:`ungroup`
-    gives the per-parameter view.
+    The state is a :class:`GroupedState`: the inner state over :class:`Groups` (moments stacked per
+    group) and each leaf's row in its group; :func:`ungroup` gives the per-parameter view of the inner
+    state.
 
     Args:
       inner: the elementwise transformation to run (an alias such as :func:`adaptx.adamw`).
@@ -242,7 +270,14 @@ def grouped(
         structs = tuple(
             jax.ShapeDtypeStruct((len(s.index), *s.shape), jnp.dtype(s.dtype)) for s in layout.specs
         )
-        return inner.init(Groups(structs, layout.treedef, layout.specs))
+        rows = [0] * len(leaves)
+        for spec in layout.specs:
+            for r, i in enumerate(spec.index):
+                rows[i] = r
+        return GroupedState(
+            inner=inner.init(Groups(structs, layout.treedef, layout.specs)),
+            rows=tuple(jnp.asarray(r, jnp.int32) for r in rows),
+        )
 
     def update_fn(updates, state, params=None, **extra_args):
         layout, leaves = _layout(updates, mask, partition, params)
@@ -258,7 +293,7 @@ def grouped(
                     )
             p = _stack(p_leaves, layout.specs, layout.treedef)
         try:
-            u, new_state = inner.update(g, state, p, **extra_args)
+            u, new_state = inner.update(g, state.inner, p, **extra_args)
         except (ValueError, TypeError) as err:
             if "does not match" in str(err) or "structure" in str(err):
                 raise ValueError(
@@ -266,6 +301,8 @@ def grouped(
                     "initialised from other parameters?)"
                 ) from err
             raise
-        return _unstack(u), new_state
+        if len(state.rows) != len(leaves):
+            raise ValueError(f"{who}: the gradient tree does not match the optimizer state")
+        return _unstack_rows(u, state.rows), GroupedState(inner=new_state, rows=state.rows)
 
     return optax.GradientTransformationExtraArgs(init_fn, update_fn)
