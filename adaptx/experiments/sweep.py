@@ -194,7 +194,7 @@ def _constant_factory(transformation: optax.GradientTransformation) -> Optimizer
     return lambda: transformation
 
 
-def _one_setting(problem, make_optimizer, dtype):
+def _one_setting(problem, make_optimizer, dtype, unroll=1):
     """The functions of *one* hyperparameter setting (all seeds): its initial state, and a piece of steps.
 
     ``advance(hyper, mask, t0, n, x, opt_state, regret, comp)`` runs steps ``t0 + 1 .. t0 + n``; ``mask``
@@ -220,7 +220,16 @@ def _one_setting(problem, make_optimizer, dtype):
             x = jnp.clip(x + updates, -1.0, 1.0)
             return x, opt_state, total, comp
 
-        return jax.lax.fori_loop(0, n, body, (x, opt_state, regret, comp))
+        def block(j, c):  # `unroll` steps per loop iteration: fewer iterations, same arithmetic
+            for k in range(unroll):
+                c = body(j * unroll + k, c)
+            return c
+
+        c = (x, opt_state, regret, comp)
+        if unroll == 1:
+            return jax.lax.fori_loop(0, n, body, c)
+        c = jax.lax.fori_loop(0, n // unroll, block, c)
+        return jax.lax.fori_loop((n // unroll) * unroll, n, body, c)  # the remaining n % unroll steps
 
     return init, advance
 
@@ -250,6 +259,10 @@ def _join(a, b):
 
 
 _PROGRAMS: dict = {}
+# Steps per loop iteration (online, stochastic). Each step of a small batch costs a dozen tiny kernel
+# launches; unrolling a few steps per iteration lets XLA schedule them together. Measured best on a
+# 2-core CPU: the online problem (no mask to read) gains most. The results do not depend on it.
+_UNROLL = {False: 4, True: 1}
 
 
 def _program(problem, make_optimizer, dtype, grid, x, seed_keys, chunk):
@@ -264,7 +277,7 @@ def _program(problem, make_optimizer, dtype, grid, x, seed_keys, chunk):
     per (problem, factory, dtype, grid names, sizes).
     """
     num = x.shape[0]
-    init, advance = _one_setting(problem, make_optimizer, dtype)
+    init, advance = _one_setting(problem, make_optimizer, dtype, _UNROLL[problem.stochastic])
     key = (problem, make_optimizer, dtype, tuple(sorted(grid)), x.shape, chunk)
     if key in _PROGRAMS:
         init_axes, state_axes, piece = _PROGRAMS[key]
