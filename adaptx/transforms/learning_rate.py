@@ -77,7 +77,7 @@ def inverse_time_decay(learning_rate: Any, decay: Any) -> Any:
     Example:
       >>> import adaptx
       >>> sched = adaptx.transforms.learning_rate.inverse_time_decay(1e-2, 1e-3)
-      >>> float(sched(1000))
+      >>> round(float(sched(1000)), 6)
       0.005
     """
     hyperparams.check_non_negative("lr_decay", decay)
