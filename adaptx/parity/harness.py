@@ -179,7 +179,8 @@ class ParityResult:
 
     @property
     def passed(self) -> bool:
-        return self.first_failure is None and np.isfinite(self.max_rel_deviation)
+        """No step over the tolerance and no NaN."""
+        return bool(self.first_failure is None and np.isfinite(self.max_rel_deviation))
 
 
 def _np_dtype(dtype: str):
