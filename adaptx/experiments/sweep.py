@@ -211,7 +211,8 @@ def _one_setting(problem, make_optimizer, dtype, unroll=1):
             x, opt_state, regret, comp = c
             t = t0 + i + 1
             big = None if mask is None else sampling.is_big(mask, i)
-            g = jnp.broadcast_to(problem.gradient(t, big, dtype), x.shape)
+            g = jnp.reshape(problem.gradient(t, big, dtype), (-1,))  # [seeds] or [1]
+            g = jnp.reshape(g, ()) if x.ndim == 0 else jnp.broadcast_to(g, x.shape)
             # Kahan summation of R_t += c_t (x_t - x*): `comp` holds what the last addition lost.
             y = g * (x - X_STAR) - comp
             total = regret + y
@@ -289,7 +290,7 @@ def _program(problem, make_optimizer, dtype, grid, x, seed_keys, chunk):
         first_axes = init_axes = _mapped(init, (0, 0), (grid, x), num)
     opt_state = jax.vmap(init, in_axes=(0, 0), out_axes=init_axes, axis_size=num)(grid, x)
     rows = sampling.mask_rows(chunk)
-    mask = jax.ShapeDtypeStruct((rows, x.shape[1]), jnp.uint32) if problem.stochastic else None
+    mask = jax.ShapeDtypeStruct((rows, seed_keys.shape[0]), jnp.uint32) if problem.stochastic else None
     scalar = jax.ShapeDtypeStruct((), jnp.int32)
     axes = init_axes
     while num > 1:
@@ -409,7 +410,10 @@ def sweep(
     run_seeds = np.repeat(seeds_np, 2) if num_settings * seeds_np.size == 1 else seeds_np
     num_seeds = run_seeds.size
     grid_j = {k: jnp.asarray(v, dtype) for k, v in grid_np.items()}
-    x = jnp.full((num_settings, num_seeds), x0, dtype)
+    # One seed (the online problem, or a one-seed grid): each setting's iterate is a scalar, not a
+    # length-1 vector; XLA runs [settings] arrays markedly faster than [settings, 1] ones.
+    shape = (num_settings,) if num_seeds == 1 else (num_settings, num_seeds)
+    x = jnp.full(shape, x0, dtype)
     seed_keys = sampling.keys(run_seeds)
     opt_state, piece = _program(problem, make_optimizer, jnp.dtype(dtype), grid_j, x, seed_keys, chunk)
     zeros = jnp.zeros_like(x)
@@ -429,8 +433,10 @@ def sweep(
         if progress is not None:
             jax.block_until_ready(carry.x)
             progress(done, steps)
-    x_log = np.moveaxis(np.asarray(jnp.stack(xs)), 0, -1)[:, : seeds_np.size]
-    r_log = np.moveaxis(np.asarray(jnp.stack(regrets)), 0, -1)[:, : seeds_np.size]
+    x_log = np.asarray(jnp.stack(xs)).reshape(len(xs), num_settings, num_seeds)
+    r_log = np.asarray(jnp.stack(regrets)).reshape(len(xs), num_settings, num_seeds)
+    x_log = np.moveaxis(x_log, 0, -1)[:, : seeds_np.size]
+    r_log = np.moveaxis(r_log, 0, -1)[:, : seeds_np.size]
     return Result(
         problem=problem,
         t=ts,
