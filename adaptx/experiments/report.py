@@ -214,7 +214,7 @@ def plot(
             lo, hi = min(seen), max(seen)
             pad = 0.1 * (hi - lo) + 1e-3
             top.set_ylim(lo - pad, hi + pad)
-        top.legend(fontsize=8, loc="upper right")
+        top.legend(fontsize=8, loc="lower left")
     fig.suptitle(
         "Reddi et al. (2018) synthetic problems: optimum x* = -1 (dotted); band = ±1 std over seeds",
         fontsize=10,
