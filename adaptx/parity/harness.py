@@ -230,7 +230,9 @@ def run_torch(torch_factory: Callable[[dict], Any], problem: Problem, dtype: str
 
 
 @functools.lru_cache(maxsize=64)
-def _jax_runner(transform: optax.GradientTransformation, loss_type: type) -> Callable:
+def _jax_runner(
+    transform: optax.GradientTransformation, loss_type: type, compiler_options: tuple | None = None
+) -> Callable:
     """One jitted scan per (transformation, loss type); jax caches its compilations by shapes."""
 
     def run(params, grads, features, targets, weight):
@@ -261,13 +263,19 @@ def _jax_runner(transform: optax.GradientTransformation, loss_type: type) -> Cal
         _, traj = jax.lax.scan(step, (params, state), grads)
         return traj
 
-    return jax.jit(run)
+    return jax.jit(run, compiler_options=None if compiler_options is None else dict(compiler_options))
 
 
-def run_jax(transform: optax.GradientTransformation, problem: Problem, dtype: str = "float32") -> np.ndarray:
+def run_jax(
+    transform: optax.GradientTransformation,
+    problem: Problem,
+    dtype: str = "float32",
+    compiler_options: dict | None = None,
+) -> np.ndarray:
     """The JAX trajectory: flattened parameters after every step, shape ``(steps, N)``, float64.
 
-    Runs under ``jax.enable_x64`` when ``dtype="float64"``.
+    Runs under ``jax.enable_x64`` when ``dtype="float64"``. ``compiler_options`` go to ``jax.jit``
+    (default: none, the compilation users get).
     """
     np_dtype = _np_dtype(dtype)
 
@@ -275,7 +283,8 @@ def run_jax(transform: optax.GradientTransformation, problem: Problem, dtype: st
         params = {k: jnp.asarray(np.asarray(v, np_dtype)) for k, v in problem.params.items()}
         grads = {k: jnp.asarray(np.asarray(v, np_dtype)) for k, v in problem.gradients.items()}
         loss = problem.loss
-        runner = _jax_runner(transform, type(loss))
+        options = None if compiler_options is None else tuple(sorted(compiler_options.items()))
+        runner = _jax_runner(transform, type(loss), options)
         traj = runner(
             params, grads, jnp.asarray(np.asarray(loss.features, np_dtype)),
             jnp.asarray(np.asarray(loss.targets, np_dtype)), jnp.asarray(loss.weight, np_dtype),
@@ -315,6 +324,7 @@ def compare(
     *,
     dtype: str = "float32",
     tolerance: float | None = None,
+    compiler_options: dict | None = None,
 ) -> ParityResult:
     r"""Compare a PyTorch optimizer with a JAX transformation on the same problem.
 
@@ -326,6 +336,7 @@ def compare(
       problem: from :func:`make_problem` (default: random gradients, the default shapes, 1000 steps).
       dtype: ``"float32"`` or ``"float64"`` (the JAX side then runs under ``jax.enable_x64``).
       tolerance: the bound on the relative deviation (default :data:`TOLERANCE` of the dtype).
+      compiler_options: passed to ``jax.jit`` for the JAX side (default: none).
 
     Returns:
       a :class:`ParityResult`: per-step max absolute and relative deviation, the first failing step.
@@ -341,5 +352,5 @@ def compare(
     problem = make_problem() if problem is None else problem
     tolerance = TOLERANCE[dtype] if tolerance is None else tolerance
     torch_traj = run_torch(torch_factory, problem, dtype)
-    jax_traj = run_jax(transform, problem, dtype)
+    jax_traj = run_jax(transform, problem, dtype, compiler_options)
     return deviation(torch_traj, jax_traj, problem, tolerance)
