@@ -110,6 +110,10 @@ def scale_by_moments(
     hyperparams.check_non_negative("eps_root", eps_root)
     _check_eps_on(eps_on)
     who = "adaptx.scale_by_moments"
+    if split and not hasattr(first, "parts"):
+        raise ValueError(f"{who}: split=True needs a first-moment estimator with parts(), got {first!r}")
+    if split and (rectifier is not None or second is None):
+        raise ValueError(f"{who}: split=True cannot be combined with a rectifier or without a denominator")
 
     def init_fn(params):
         def leaf_init(p):

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import numpy as np
 import optax
 
 from adaptx.core import hyperparams
@@ -50,13 +51,13 @@ def scale_by_momentum(
     """
     hyperparams.check_non_negative("momentum", momentum)
     hyperparams.check_range("dampening", dampening)
-    if nesterov and not (isinstance(momentum, (int, float)) and momentum > 0
-                         and isinstance(dampening, (int, float)) and dampening == 0):
-        if not (hyperparams.is_traced(momentum) or hyperparams.is_traced(dampening)):
-            raise ValueError(
-                f"nesterov momentum needs momentum > 0 and dampening == 0, got momentum={momentum!r}, "
-                f"dampening={dampening!r}"
-            )
+    concrete = not (hyperparams.is_traced(momentum) or hyperparams.is_traced(dampening))
+    valid = np.all(np.asarray(momentum) > 0) and np.all(np.asarray(dampening) == 0) if concrete else True
+    if nesterov and not valid:
+        raise ValueError(
+            f"nesterov momentum needs momentum > 0 and dampening == 0, got momentum={momentum!r}, "
+            f"dampening={dampening!r}"
+        )
     return scale_by_moments(
         None, first_moments.Momentum(momentum, dampening, nesterov), eps=0.0, mu_dtype=mu_dtype,
         shared_count=shared_count,
