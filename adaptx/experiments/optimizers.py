@@ -15,6 +15,7 @@ AMSGrad's decay β2 (the paper's 0.99), AdaX's growth rate β2 (its authors' 1e-
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 from typing import Any
 
@@ -64,9 +65,11 @@ def inverse_sqrt(alpha: Any) -> Callable:
 SCHEDULES = {"constant": constant, "inv-sqrt": inverse_sqrt}
 
 
+@functools.cache
 def factory(name: str, schedule: str = "constant") -> Callable[..., optax.GradientTransformation]:
     """The optimizer ``name`` as a function of keyword arguments ``learning_rate, b1, b2`` (for
     :func:`adaptx.experiments.sweep`), with step-size ``schedule`` ``"constant"`` or ``"inv-sqrt"``.
+    The same function object for the same arguments, so repeated sweeps reuse their compiled program.
 
     Example:
       >>> from adaptx.experiments.optimizers import factory
