@@ -161,7 +161,7 @@ def main(argv=None) -> int:
     for r in rows:
         r["vs_baseline"] = r["rate_median"] / base[r["case"].split("/")[0]]
         r["seconds_per_10M_steps_x_1024"] = 1024 * 10_000_000 / r["rate_median"]
-        r["range"] = f"{r['rate_min'] / 1e6:,.0f}-{r['rate_max'] / 1e6:,.0f}"
+        r["range"] = f"{r['rate_min'] / 1e6:,.3g}-{r['rate_max'] / 1e6:,.3g}"
         r["rate_M"] = r["rate_median"] / 1e6
     print()
     print(
@@ -169,7 +169,7 @@ def main(argv=None) -> int:
             rows,
             [
                 ("case", "case", "s"),
-                ("rate_M", "M seed-steps/s (median)", ",.1f"),
+                ("rate_M", "M seed-steps/s (median)", ",.3g"),
                 ("range", "min-max", "s"),
                 ("vs_baseline", "x baseline", ".2f"),
                 ("seconds_per_10M_steps_x_1024", "s for 10M steps x 1024", ",.1f"),
