@@ -215,32 +215,25 @@ def _reddi(args: argparse.Namespace) -> int:
 
 
 def _parity(args: argparse.Namespace) -> int:
-    import runpy
-
+    """``adaptx parity ...`` runs ``python -m adaptx.parity ...`` (:func:`adaptx.parity.table.main`)."""
     try:
-        import adaptx.parity  # noqa: F401
+        from adaptx.parity.table import main as parity_main
     except ImportError as err:
         print(f"adaptx parity: unavailable ({err})", file=sys.stderr)
         return 2
-    argv = sys.argv
-    sys.argv = ["python -m adaptx.parity", *args.rest]
     try:
-        runpy.run_module("adaptx.parity", run_name="__main__", alter_sys=True)
-    except SystemExit as exit_:
-        code = exit_.code
-        return code if isinstance(code, int) else (0 if code is None else 1)
-    except ImportError as err:  # no adaptx/parity/__main__.py
-        print(f"adaptx parity: unavailable ({err})", file=sys.stderr)
-        return 2
-    finally:
-        sys.argv = argv
-    return 0
+        return parity_main(list(args.rest))
+    except SystemExit as exit_:  # its argparse: --help or a usage error
+        return exit_.code if isinstance(exit_.code, int) else 2
 
 
 def build_parser() -> argparse.ArgumentParser:
     """The ``adaptx`` argument parser with its subcommands."""
     parser = argparse.ArgumentParser(
-        prog="adaptx", description=__doc__.split("\n\n")[0].strip() + " See `adaptx reddi --help`."
+        prog="adaptx",
+        description="adaptx: composable Adam-family gradient transformations for JAX. Commands: reddi "
+        "(the AMSGrad paper's synthetic experiments; see adaptx reddi --help) and parity (the PyTorch "
+        "parity table, as python -m adaptx.parity).",
     )
     sub = parser.add_subparsers(dest="command", metavar="{reddi,parity}")
     _reddi_parser(sub)
@@ -259,9 +252,12 @@ def main(argv: Sequence[str] | None = None) -> int:
       >>> main(["reddi", "--steps", "1000", "--seeds", "2", "--out", "/tmp/r", "--no-plot", "--quiet"])
       ... # doctest: +SKIP
     """
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv[:1] == ["parity"]:  # hand every remaining argument, --help included, to the parity table
+        return _parity(argparse.Namespace(command="parity", rest=argv[1:]))
     parser = build_parser()
     try:
-        args = parser.parse_args(list(argv) if argv is not None else None)
+        args = parser.parse_args(argv)
     except SystemExit as exit_:  # argparse: --help (0) or a usage error (2), message already printed
         return exit_.code if isinstance(exit_.code, int) else 2
     if args.command is None:

@@ -99,6 +99,12 @@ def test_bad_flags(flags, message, tmp_path, capsys):
     assert message in err
 
 
+def test_parity_subcommand_passes_its_arguments_on(capsys):
+    """``adaptx parity --help`` is the help of ``python -m adaptx.parity``."""
+    assert main(["parity", "--help"]) == 0
+    assert "adaptx.parity" in capsys.readouterr().out
+
+
 def test_no_command_prints_help(capsys):
     assert main([]) == 2
     assert "reddi" in capsys.readouterr().out
