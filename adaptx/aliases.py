@@ -12,17 +12,10 @@ from typing import Any
 
 import optax
 
-from adaptx.core.counting import chain
 from adaptx.transforms.adaptive import EpsOn, MaxOf, scale_by_adam, scale_by_adax, scale_by_amsgrad
-from adaptx.transforms.learning_rate import scale_by_learning_rate
-from adaptx.transforms.weight_decay import add_l2, decoupled_weight_decay
+from adaptx.transforms.assembly import assemble
 
 Mask = Any | Callable[[Any], Any]
-
-
-def _is_off(weight_decay: Any) -> bool:
-    """A weight decay that is the Python number 0 needs no block (arrays and schedules always get one)."""
-    return isinstance(weight_decay, (int, float)) and weight_decay == 0
 
 
 def _assemble(
@@ -33,17 +26,11 @@ def _assemble(
     decoupled: Any = 0.0,
     mask: Mask = None,
 ) -> optax.GradientTransformationExtraArgs:
-    """The one recipe every alias follows: [L2] -> scaling -> -learning rate -> [decoupled decay]."""
-    parts = []
-    if not _is_off(l2):
-        parts.append(add_l2(l2, mask=mask, shared_count=True))
-    parts.append(scaling)
-    parts.append(scale_by_learning_rate(learning_rate, shared_count=True))
-    if not _is_off(decoupled):
-        parts.append(
-            decoupled_weight_decay(decoupled, learning_rate, mask=mask, shared_count=True)
-        )
-    return chain(*parts)
+    """[L2] -> scaling -> -learning rate -> [decoupled decay u - γλθ, optax's form]."""
+    return assemble(
+        [scaling], learning_rate, l2=l2, decoupled=decoupled, mask=mask, as_factor=False, inplace=False,
+        lr_name="learning_rate",
+    )
 
 
 def adam(

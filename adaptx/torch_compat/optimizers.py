@@ -19,8 +19,8 @@ from typing import Any
 import jax.numpy as jnp
 import optax
 
-from adaptx.torch_compat._assembly import assemble, is_off, split_betas
 from adaptx.transforms.adaptive import scale_by_adam
+from adaptx.transforms.assembly import assemble, is_off, split_betas
 from adaptx.transforms.classic import (
     scale_by_adagrad,
     scale_by_adamax,

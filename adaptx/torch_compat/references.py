@@ -16,8 +16,8 @@ from typing import Any
 
 import optax
 
-from adaptx.torch_compat._assembly import assemble, split_betas
 from adaptx.transforms.adaptive import scale_by_adam, scale_by_adax
+from adaptx.transforms.assembly import assemble, split_betas
 
 Transform = optax.GradientTransformationExtraArgs
 

@@ -1,7 +1,8 @@
-"""The one recipe every :mod:`adaptx.torch_compat` optimizer follows, PyTorch's order of operations.
+"""The one recipe every ready-made optimizer follows (the aliases and :mod:`adaptx.torch_compat`).
 
-``[negate (maximize)] -> [coupled L2] -> scaling -> [momentum on the preconditioned update]
--> learning rate -> [decoupled decay] -> [finish]``, around one shared step counter (:func:`adaptx.chain`).
+``[negate (maximize)] -> [coupled L2] -> scaling -> learning rate -> [decoupled decay] -> [finish]``,
+around one shared step counter (:func:`adaptx.chain`). The aliases use optax's form of the decoupled decay
+(``u - γλθ``); :mod:`adaptx.torch_compat` rounds θ the way PyTorch's in-place operations do.
 """
 
 from __future__ import annotations
@@ -41,9 +42,12 @@ def assemble(
     decay_lr: Any = "lr",
     as_factor: bool = True,
     decay_on: str = "previous",
+    inplace: bool = True,
+    mask: Any = None,
+    lr_name: str = "lr",
     finish: Sequence[optax.GradientTransformation] = (),
 ) -> optax.GradientTransformationExtraArgs:
-    """Chain the blocks of a torch-semantics optimizer.
+    """Chain the blocks of an optimizer (defaults: PyTorch's rounding of the decoupled decay).
 
     Args:
       scaling: the preconditioning blocks (built with ``shared_count=True``), in order.
@@ -53,24 +57,27 @@ def assemble(
       decoupled: decoupled weight decay λ.
       decay_lr: the γ scaling the decoupled decay: ``"lr"`` for the optimizer's, ``None`` for none
         (labml's absolute decay).
-      as_factor, decay_on: see :func:`adaptx.decoupled_weight_decay`.
+      as_factor, decay_on, inplace: see :func:`adaptx.decoupled_weight_decay` (``decay_on`` is its
+        ``on``).
+      mask: which parameters the weight decay (coupled or decoupled) applies to.
+      lr_name: the learning rate's argument name in error messages (``"learning_rate"`` for the aliases).
       finish: blocks placed last (:func:`adaptx.transforms.inplace.apply_in_sequence`).
     """
-    hyperparams.check_non_negative("lr", lr, schedule_ok=True)
+    hyperparams.check_non_negative(lr_name, lr, schedule_ok=True)
     hyperparams.check_non_negative("weight_decay", l2, schedule_ok=True)
     hyperparams.check_non_negative("weight_decay", decoupled, schedule_ok=True)
     parts: list[optax.GradientTransformation] = []
     if maximize:
         parts.append(optax.scale(-1.0))  # exact: a sign flip
     if not is_off(l2):
-        parts.append(add_l2(l2, shared_count=True))
+        parts.append(add_l2(l2, mask=mask, shared_count=True))
     parts.extend(scaling)
     parts.append(scale_by_learning_rate(lr, shared_count=True))
     if not is_off(decoupled):
         parts.append(
             decoupled_weight_decay(
-                decoupled, lr if decay_lr == "lr" else decay_lr, shared_count=True,
-                as_factor=as_factor, on=decay_on, inplace=True,
+                decoupled, lr if decay_lr == "lr" else decay_lr, mask=mask, shared_count=True,
+                as_factor=as_factor, on=decay_on, inplace=inplace,
             )
         )
     parts.extend(finish)
