@@ -188,6 +188,7 @@ def adax(
     mask: Mask = None,
     eps_on: EpsOn = "raw",
     amsgrad: bool | MaxOf = False,
+    compensated: bool = True,
     mu_dtype: Any = None,
     nu_dtype: Any = None,
 ) -> optax.GradientTransformationExtraArgs:
@@ -209,15 +210,15 @@ def adax(
       learning_rate: γ: a number, an array or an optax schedule (the authors use 1.5e-3).
       weight_decay: coupled L2 λ ``>= 0`` (number, array or schedule).
       mask: which parameters get L2.
-      b1, b2, eps, eps_on, amsgrad, mu_dtype, nu_dtype: see :func:`adaptx.scale_by_adax`.
+      b1, b2, eps, eps_on, amsgrad, compensated, mu_dtype, nu_dtype: see :func:`adaptx.scale_by_adax`.
 
     Example:
       >>> import adaptx
       >>> opt = adaptx.adax(1.5e-3, weight_decay=5e-4)
     """
     scaling = scale_by_adax(
-        b1, b2, eps, eps_on=eps_on, amsgrad=amsgrad, mu_dtype=mu_dtype, nu_dtype=nu_dtype,
-        shared_count=True,
+        b1, b2, eps, eps_on=eps_on, amsgrad=amsgrad, compensated=compensated, mu_dtype=mu_dtype,
+        nu_dtype=nu_dtype, shared_count=True,
     )
     return _assemble(scaling, learning_rate, l2=weight_decay, mask=mask)
 
@@ -232,6 +233,7 @@ def adaxw(
     mask: Mask = None,
     eps_on: EpsOn = "raw",
     amsgrad: bool | MaxOf = False,
+    compensated: bool = True,
     mu_dtype: Any = None,
     nu_dtype: Any = None,
 ) -> optax.GradientTransformationExtraArgs:
@@ -248,14 +250,14 @@ def adaxw(
       learning_rate: γ: a number, an array or an optax schedule.
       weight_decay: decoupled λ ``>= 0`` (number, array or schedule), scaled by γ.
       mask: which parameters decay.
-      b1, b2, eps, eps_on, amsgrad, mu_dtype, nu_dtype: see :func:`adaptx.scale_by_adax`.
+      b1, b2, eps, eps_on, amsgrad, compensated, mu_dtype, nu_dtype: see :func:`adaptx.scale_by_adax`.
 
     Example:
       >>> import adaptx
       >>> opt = adaptx.adaxw(5e-3)
     """
     scaling = scale_by_adax(
-        b1, b2, eps, eps_on=eps_on, amsgrad=amsgrad, mu_dtype=mu_dtype, nu_dtype=nu_dtype,
-        shared_count=True,
+        b1, b2, eps, eps_on=eps_on, amsgrad=amsgrad, compensated=compensated, mu_dtype=mu_dtype,
+        nu_dtype=nu_dtype, shared_count=True,
     )
     return _assemble(scaling, learning_rate, decoupled=weight_decay, mask=mask)
