@@ -160,10 +160,7 @@ def scale_by_moments(
                 m_hat, new_mu = gc, None
             else:
                 m = first.update(cast(mu, c), gc, t)
-                if hasattr(first, "numerator"):
-                    m_hat = first.numerator(m, gc, t, c1)
-                else:  # an estimator without Estimator.numerator: the corrected state
-                    m_hat = m if c1 is None else m / c1
+                m_hat = first.numerator(m, gc, t, c1)  # subclasses of moments.first.Estimator
                 new_mu = recast(m, mu)
             if second is None:
                 return m_hat.astype(g.dtype), new_mu, None
