@@ -202,7 +202,7 @@ def adax(
 
     Defaults are the authors' (β1 = 0.9, β2 = 1e-4, ε = 1e-12 on the raw root), except the coupled L2
     decay λ: their class defaults to 5e-4, a CIFAR training choice rather than part of the algorithm,
-    so here it is 0 like every other alias (pass ``weight_decay=5e-4`` for the authors' setting;
+    so here it is 0 as in ``adam`` (pass ``weight_decay=5e-4`` for the authors' setting;
     :mod:`adaptx.torch_compat` keeps their defaults). Computed in the overflow-free form of
     :func:`adaptx.scale_by_adax`.
 
