@@ -349,8 +349,8 @@ def scale_by_adax(
       eps_on: ``"raw"`` (authors) or ``"corrected"``.
       amsgrad: AMSGrad max-tracking around AdaX's accumulator: ``False``, ``True``/``"raw"`` or
         ``"corrected"`` (see :func:`scale_by_adam`).
-      compensated: keep the float32 rounding residual of the long-term average (default): within ~1e-8 to 5e-8
-        of float64 instead of ~5e-5, for one more array of state (see
+      compensated: keep the float32 rounding residual of the long-term average (default): within
+        1e-8 to 5e-8 of float64 instead of ~5e-5, for one more array of state (see
         :class:`adaptx.moments.LongTermAverage`).
       mu_dtype, nu_dtype, shared_count: as in :func:`scale_by_adam`.
 
