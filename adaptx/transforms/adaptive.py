@@ -159,13 +159,15 @@ def scale_by_moments(
             if first is None:
                 m_hat, new_mu = gc, None
             else:
-                m = first.update(cast(mu, c), gc, t)
+                new_mu = recast(first.update(cast(mu, c), gc, t), mu)
+                # The step reads the moments as stored (a no-op unless they are stored narrower, e.g.
+                # bf16): then no kernel needs the old moment once the new one is written in place.
+                m = cast(new_mu, c)
                 m_hat = first.numerator(m, gc, t, c1)  # subclasses of moments.first.Estimator
-                new_mu = recast(m, mu)
             if second is None:
                 return m_hat.astype(g.dtype), new_mu, None
-            nu_c = cast(nu, c)
-            nu_c = second.update(nu_c, gc, sc)
+            new_nu = recast(second.update(cast(nu, c), gc, sc), nu)
+            nu_c = cast(new_nu, c)  # as stored, like the first moment above
             if _is_zero(eps_root):
                 root = second.sqrt_estimate(nu_c, sc)
             else:
@@ -180,11 +182,10 @@ def scale_by_moments(
                 parts = first.parts(m, gc, t, c1)
                 u = Parts(tuple(jnp.where(den > 0, q / den, jnp.zeros_like(q)).astype(g.dtype)
                                 for q in parts))
-                return u, new_mu, recast(nu_c, nu)
+                return u, new_mu, new_nu
             u = jnp.where(den > 0, m_hat / den, jnp.zeros_like(m_hat))
             if rect is not None:
                 u = jnp.where(rect.adaptive, rect.factor * u, m_hat)
-            new_nu = recast(nu_c, nu)
             return u.astype(g.dtype), new_mu, new_nu
 
         mu_in = state.mu if first is not None else jax.tree.map(lambda _: None, updates)
