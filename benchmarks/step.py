@@ -11,6 +11,9 @@ and interleaving the contenders (round-robin, so that a slow period of a shared 
   reads four arrays and writes three (what an ideal float32 Adam step must move), and the same kernel
   run leaf by leaf over the tree (``floor-per-leaf``: the least a step that returns a pytree can cost
   when the backend runs one kernel per leaf);
+* ``pass-through``: a jitted, donated step with the signature of an Adam step over the tree
+  (``(params, adam_state, grads) -> (params, adam_state)``) that returns its inputs and computes
+  nothing: what the JAX runtime alone costs per call for that many array arguments and results;
 * torch ``AdamW`` (``foreach=True`` and ``fused=True``, CPU) for scale.
 
 Every JAX contender is a jitted ``step(params, state, grads) -> (params, state)`` (update, then
@@ -117,7 +120,7 @@ SAME_AS_OPTAX = {
     "adam": "optax-adam", "adamw": "optax-adamw", "amsgrad": "optax-amsgrad", "adamw-bf16": "optax-adamw",
 }
 TORCH = ["torch-adamw-foreach", "torch-adamw-fused"]
-FLOORS = ["floor", "floor-per-leaf"]
+FLOORS = ["floor", "floor-per-leaf", "pass-through"]
 # The full run leaves out grouped-* other than grouped-adamw: each compiles ~10 min at 8192 leaves on
 # 2 cores (select them with --contenders).
 FULL_CONTENDERS = [
@@ -240,6 +243,34 @@ class LeafFloorCase(Case):
         jax.block_until_ready(self.bufs)
 
 
+class PassCase(Case):
+    """A step that moves no data: ``(params, state, grads) -> (params, state)`` returned as given.
+
+    Its state is optax's Adam state for the tree (two moment trees and a counter), donated with the
+    parameters, so the call takes and returns exactly the arrays a real Adam step does. What it costs is
+    the runtime's work per argument and result (buffer bookkeeping, donation, one Python array object per
+    result), which grows with the number of leaves and which no optimizer arithmetic can remove.
+    """
+
+    def __init__(self, shapes: list[tuple[int, ...]]):
+        super().__init__("pass-through")
+        self.params = [jnp.full(s, 1.0, jnp.float32) for s in shapes]
+        self.state = optax.adam(LR).init(self.params)
+        self.g = [jnp.full(s, 1e-6, jnp.float32) for s in shapes]
+        t = time.perf_counter()
+        step = jax.jit(lambda p, s, g: (p, s), donate_argnums=(0, 1))
+        self.compiled = step.lower(self.params, self.state, self.g).compile()
+        self.info["compile_s"] = time.perf_counter() - t
+        self.info.update(_memory(self.compiled))
+        n = sum(math.prod(s) for s in shapes)
+        self.info["bytes"] = 7 * 4 * n
+        self.info["state_mib"] = 2 * 4 * n / 2**20
+
+    def __call__(self) -> None:
+        self.params, self.state = self.compiled(self.params, self.state, self.g)
+        jax.block_until_ready((self.params, self.state))
+
+
 class TorchCase(Case):
     def __init__(self, name: str, params, grads):
         import torch
@@ -276,6 +307,8 @@ def run_tree(tree: str, contenders: list[str], repeats: int, verbose: bool) -> l
             case: Case = FloorCase(n)
         elif name == "floor-per-leaf":
             case = LeafFloorCase(shapes)
+        elif name == "pass-through":
+            case = PassCase(shapes)
         elif name.startswith("torch"):
             case = TorchCase(name, params, grads)
         else:
