@@ -149,6 +149,13 @@ class Case:
     def __call__(self) -> None:
         raise NotImplementedError
 
+    def _compile(self, jitted: Any, *args: Any) -> None:
+        """Lower and compile ``jitted`` for ``args``; record the time it took and the program's memory."""
+        t = time.perf_counter()
+        self.compiled = jitted.lower(*args).compile()
+        self.info["compile_s"] = time.perf_counter() - t
+        self.info.update(_memory(self.compiled))
+
 
 def _memory(compiled: Any) -> dict[str, Any]:
     try:
@@ -173,11 +180,7 @@ class JaxCase(Case):
         self.params = jax.tree.map(jnp.copy, params)
         self.state = opt.init(self.params)
         self.grads = grads
-        t = time.perf_counter()
-        lowered = jax.jit(step, donate_argnums=(0, 1)).lower(self.params, self.state, grads)
-        self.compiled = lowered.compile()
-        self.info["compile_s"] = time.perf_counter() - t
-        self.info.update(_memory(self.compiled))
+        self._compile(jax.jit(step, donate_argnums=(0, 1)), self.params, self.state, grads)
         state_bytes = _nbytes(self.state)
         self.info["state_mib"] = state_bytes / 2**20
         # read θ, g and the state; write θ and the state
@@ -201,10 +204,7 @@ class FloorCase(Case):
 
         self.bufs = [jnp.full((n,), x, jnp.float32) for x in (1.0, 0.0, 0.0)]
         self.g = jnp.full((n,), 1e-6, jnp.float32)
-        t = time.perf_counter()
-        self.compiled = jax.jit(kernel, donate_argnums=(0, 1, 2)).lower(*self.bufs, self.g).compile()
-        self.info["compile_s"] = time.perf_counter() - t
-        self.info.update(_memory(self.compiled))
+        self._compile(jax.jit(kernel, donate_argnums=(0, 1, 2)), *self.bufs, self.g)
         self.info["bytes"] = 7 * 4 * n
         self.info["state_mib"] = 2 * 4 * n / 2**20
 
@@ -230,10 +230,7 @@ class LeafFloorCase(Case):
 
         self.bufs = [[jnp.full(s, x, jnp.float32) for s in shapes] for x in (1.0, 0.0, 0.0)]
         self.g = [jnp.full(s, 1e-6, jnp.float32) for s in shapes]
-        t = time.perf_counter()
-        self.compiled = jax.jit(kernel, donate_argnums=(0, 1, 2)).lower(*self.bufs, self.g).compile()
-        self.info["compile_s"] = time.perf_counter() - t
-        self.info.update(_memory(self.compiled))
+        self._compile(jax.jit(kernel, donate_argnums=(0, 1, 2)), *self.bufs, self.g)
         n = sum(math.prod(s) for s in shapes)
         self.info["bytes"] = 7 * 4 * n
         self.info["state_mib"] = 2 * 4 * n / 2**20
@@ -259,11 +256,8 @@ class PassCase(Case):
         self.params = [jnp.full(s, 1.0, jnp.float32) for s in shapes]
         self.state = optax.adam(LR).init(self.params)
         self.g = [jnp.full(s, 1e-6, jnp.float32) for s in shapes]
-        t = time.perf_counter()
         step = jax.jit(lambda p, s, g: (p, s), donate_argnums=(0, 1), keep_unused=True)
-        self.compiled = step.lower(self.params, self.state, self.g).compile()
-        self.info["compile_s"] = time.perf_counter() - t
-        self.info.update(_memory(self.compiled))
+        self._compile(step, self.params, self.state, self.g)
         n = sum(math.prod(s) for s in shapes)
         self.info["bytes"] = 0
         self.info["state_mib"] = 2 * 4 * n / 2**20
