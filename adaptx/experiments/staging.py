@@ -1,0 +1,122 @@
+r"""Split a function into the part that depends on some of its inputs and the part that does not.
+
+A learning-rate sweep on the online problem runs the same optimizer with 1024 step sizes. The gradient
+schedule, the step counter and (for Adam and its relatives) both moments do not depend on the step
+size, so they are the same for every setting; only the iterate and its regret are per setting. A step
+written for one setting and ``vmap``-ed over the settings computes the shared part once per step, as a
+handful of scalar kernels, and the per-setting part as a few vector kernels. On a CPU each kernel
+launch costs more than the arithmetic of a scalar, so a step is dominated by launches.
+
+:func:`split` cuts the function's computation into
+
+* the *known* part: every operation whose inputs do not depend on the inputs marked as varying. It can
+  run ahead for a whole block of steps as a loop over scalars (XLA compiles a loop that small into one
+  kernel), recording the values the other part needs (the *residuals*) per step;
+* the *varying* part: every other operation, which then reads the residuals instead of recomputing them.
+
+Both parts perform exactly the operations of the original function on exactly the same values, in the
+same order for each output; only where the computation is cut into kernels changes.
+
+Example:
+  >>> import jax.numpy as jnp
+  >>> from adaptx.experiments.staging import split
+  >>> f = lambda scale, t, x: (t + 1, x + scale * jnp.sqrt(t * 1.0))
+  >>> known, varying = split(f, (1.0, 4, 0.0), varying=(True, False, True), known_outputs=(0,))
+  >>> outs, res = known(4)             # the inputs not marked varying, in order
+  >>> outs[0], varying((2.0, 0.0), res)[0]   # the varying inputs, then the residuals
+  (Array(5, dtype=int32, weak_type=True), Array(4., dtype=float32, weak_type=True))
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import jax
+from jax.extend import core as jcore
+
+
+class Inseparable(ValueError):
+    """An output required to be known depends on a varying argument."""
+
+
+def _evaluate(eqns, env: dict) -> None:
+    """Run the jaxpr equations ``eqns`` in order, reading and writing variable values in ``env``."""
+    for eqn in eqns:
+        args = [v.val if isinstance(v, jcore.Literal) else env[v] for v in eqn.invars]
+        bind = eqn.primitive.get_bind_params(eqn.params)
+        # older jax versions return (sub-functions, params), newer ones the params alone
+        subfuns, params = bind if isinstance(bind, tuple) else ((), bind)
+        outs = eqn.primitive.bind(*subfuns, *args, **params)
+        if not eqn.primitive.multiple_results:
+            outs = [outs]
+        for v, o in zip(eqn.outvars, outs, strict=True):
+            env[v] = o
+
+
+def split(
+    fn: Callable[..., Sequence[Any]],
+    example_args: Sequence[Any],
+    varying: Sequence[bool],
+    known_outputs: Sequence[int],
+) -> tuple[Callable, Callable]:
+    """Split ``fn`` (array arguments, returning a flat sequence of arrays) by dependence on ``varying``.
+
+    Args:
+      fn: the function, traced once with ``example_args`` (arrays or shape-dtype structs).
+      example_args: one example per argument, as it will be called.
+      varying: per argument, whether it is *varying* (the other arguments are *known*).
+      known_outputs: indices of outputs that must not depend on varying arguments.
+
+    Returns:
+      ``known(*known_args) -> (outputs, residuals)``: the outputs listed in ``known_outputs`` and a tuple
+      of residuals; and ``varying(varying_args, residuals) -> outputs``: every other output, in order.
+
+    Raises:
+      Inseparable: if an output in ``known_outputs`` depends on a varying argument, as far as the
+        equations show (an equation with any varying input counts as varying in all its outputs).
+    """
+    closed = jax.make_jaxpr(fn)(*example_args)
+    jaxpr = closed.jaxpr
+    if len(varying) != len(jaxpr.invars):
+        raise ValueError(f"varying has {len(varying)} flags for {len(jaxpr.invars)} arguments")
+    moving = {v for v, flag in zip(jaxpr.invars, varying, strict=True) if flag}
+    known_eqns, varying_eqns = [], []
+    for eqn in jaxpr.eqns:
+        if any(not isinstance(v, jcore.Literal) and v in moving for v in eqn.invars):
+            varying_eqns.append(eqn)
+            moving.update(eqn.outvars)
+        else:
+            known_eqns.append(eqn)
+    outvars = list(jaxpr.outvars)
+    known_set = set(known_outputs)
+    for i in known_set:
+        if not isinstance(outvars[i], jcore.Literal) and outvars[i] in moving:
+            raise Inseparable(f"output {i} depends on a varying argument")
+    rest = [i for i in range(len(outvars)) if i not in known_set]
+    # residuals: known variables read by the varying part, or returned among its outputs
+    residuals, seen = [], set()
+    needed = [v for eqn in varying_eqns for v in eqn.invars] + [outvars[i] for i in rest]
+    for v in needed:
+        if not isinstance(v, jcore.Literal) and v not in moving and v not in seen:
+            seen.add(v)
+            residuals.append(v)
+    known_in = [v for v, flag in zip(jaxpr.invars, varying, strict=True) if not flag]
+    varying_in = [v for v, flag in zip(jaxpr.invars, varying, strict=True) if flag]
+
+    def read(env, v):
+        return v.val if isinstance(v, jcore.Literal) else env[v]
+
+    def known_fn(*args):
+        env = dict(zip(jaxpr.constvars, closed.consts, strict=True))
+        env.update(zip(known_in, args, strict=True))
+        _evaluate(known_eqns, env)
+        return [read(env, outvars[i]) for i in known_outputs], tuple(env[v] for v in residuals)
+
+    def varying_fn(args, res):
+        env = dict(zip(varying_in, args, strict=True))
+        env.update(zip(residuals, res, strict=True))
+        _evaluate(varying_eqns, env)
+        return [read(env, outvars[i]) for i in rest]
+
+    return known_fn, varying_fn

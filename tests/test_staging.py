@@ -1,0 +1,84 @@
+"""adaptx.experiments.staging: cutting a step into its shared and its per-setting part.
+
+The reference is the function itself: the two parts, run one after the other, must give its outputs.
+"""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+import adaptx
+from adaptx.experiments import staging
+
+
+def step(lr, t, x, m):
+    """A momentum step: m depends on t alone (known), x on lr (varying)."""
+    g = jnp.where(t % 3 == 1, 3.0, -1.0)
+    m = 0.9 * m + g
+    corr = -jnp.expm1(t * jnp.log1p(-0.1))  # a bias correction, a function of t only
+    return [t + 1, m, jnp.clip(x - lr * m / corr, -1.0, 1.0)]
+
+
+ARGS = (jnp.float32(0.1), jnp.int32(1), jnp.float32(0.0), jnp.float32(0.0))
+
+
+def test_parts_reproduce_the_function():
+    known, varying = staging.split(step, ARGS, varying=(True, False, True, False), known_outputs=(0, 1))
+    lrs = jnp.asarray([0.1, 0.01, 0.3], jnp.float32)
+    t, m, xs = jnp.int32(1), jnp.float32(0.0), jnp.zeros(3)
+    ref_t, ref_m, ref_x = t, m, xs
+    for _ in range(7):
+        (t_next, m_next), res = jax.jit(known)(t, m)
+        (xs,) = jax.jit(jax.vmap(varying, in_axes=(0, None)))((lrs, xs), res)
+        t, m = t_next, m_next
+        outs = [jax.jit(step)(lr, ref_t, x, ref_m) for lr, x in zip(lrs, ref_x, strict=True)]
+        ref_t, ref_m, ref_x = outs[0][0], outs[0][1], jnp.stack([o[2] for o in outs])
+        assert int(t) == int(ref_t)
+        np.testing.assert_array_equal(np.asarray(m), np.asarray(ref_m))
+        np.testing.assert_allclose(np.asarray(xs), np.asarray(ref_x), rtol=1e-6, atol=1e-7)
+
+
+def test_residuals_are_only_what_the_varying_part_reads():
+    known, _ = staging.split(step, ARGS, varying=(True, False, True, False), known_outputs=(0, 1))
+    _, res = jax.eval_shape(known, ARGS[1], ARGS[3])
+    assert all(r.shape == () for r in res)
+    assert len(res) <= 3  # m (or m / corr), and the correction: not the whole step's intermediates
+
+
+def test_a_known_output_may_not_depend_on_a_varying_input():
+    with pytest.raises(staging.Inseparable, match="output 2"):
+        staging.split(step, ARGS, varying=(True, False, True, False), known_outputs=(2,))
+
+
+def test_an_opaque_call_counts_as_varying_in_all_its_outputs():
+    jitted = jax.jit(step)
+    with pytest.raises(staging.Inseparable):
+        staging.split(jitted, ARGS, varying=(True, False, True, False), known_outputs=(1,))
+
+
+def test_an_optimizer_step_splits_its_moments_from_the_learning_rate():
+    """adaptx.adam with a traced learning rate: the count and both moments are known."""
+
+    def adam_step(lr, g, x, count, mu, nu):
+        opt = adaptx.adam(lr, 0.9, 0.99)
+        state = opt.init(x)
+        inner = state.inner[0]._replace(mu=mu, nu=nu)
+        state = state._replace(count=count, inner=(inner, *state.inner[1:]))
+        u, new = opt.update(g, state, x)
+        return [x + u, new.count, new.inner[0].mu, new.inner[0].nu]
+
+    f32 = jax.ShapeDtypeStruct((), jnp.float32)
+    args = (f32, f32, f32, jax.ShapeDtypeStruct((), jnp.int32), f32, f32)
+    known, varying = staging.split(
+        adam_step, args, varying=(True, False, True, False, False, False), known_outputs=(1, 2, 3)
+    )
+    (count, mu, nu), res = known(jnp.float32(-10.0), jnp.int32(0), jnp.float32(0.0), jnp.float32(0.0))
+    (x,) = varying((jnp.float32(0.01), jnp.float32(0.5)), res)
+    zero = jnp.float32(0.0)
+    ref = adam_step(jnp.float32(0.01), jnp.float32(-10.0), jnp.float32(0.5), jnp.int32(0), zero, zero)
+    np.testing.assert_allclose(float(x), float(ref[0]), rtol=1e-6)
+    assert int(count) == 1
+    assert float(mu) == pytest.approx(float(ref[2])) and float(nu) == pytest.approx(float(ref[3]))
