@@ -16,17 +16,34 @@ Each step t (1-based) of a run does
 with :math:`x_1 = x_0` (default 0) and :math:`x^* = -1`. A log entry at step T holds :math:`R_T / T` and
 the iterate after T updates, :math:`x_{T+1}` (written :math:`x_T` in plots, as in the paper).
 
-Memory and chunks. The steps run inside ``jit`` as a ``lax.fori_loop`` over one *piece* of at most
-``chunk`` steps at a time; the host calls the compiled piece for consecutive pieces, cut at the logged
-steps and at multiples of ``chunk``, and keeps only the logged values. Memory therefore depends on the
-number of logged points and on ``chunk``, not on the number of steps. The numbers do not depend on how
-the run is cut: the step computation is the same compiled loop body, and the random big steps of a seed
-are a pure function of the seed (see :mod:`adaptx.experiments.sampling`).
+Memory and chunks. The steps run inside ``jit`` as loops over one *piece* of at most ``chunk`` steps
+at a time; the host calls the compiled piece for consecutive pieces, cut at the logged steps and at
+multiples of ``chunk``, and keeps only the logged values. Memory therefore depends on the number of
+logged points and on ``chunk``, not on the number of steps. The numbers do not depend on how the run is
+cut: every step runs the same compiled arithmetic, block boundaries (below) sit at absolute step
+numbers, and the random big steps of a seed are a pure function of the seed (see
+:mod:`adaptx.experiments.sampling`).
+
+Online speed. In the online problem the gradient depends on t alone, so in a learning-rate grid the
+optimizer's moments are the same for every setting. The online piece is cut in two by
+:mod:`adaptx.experiments.staging`: the shared scalars run ahead a stage of 64 steps, then the settings
+take those 64 steps reading them (see :func:`_staged_piece`). The stochastic piece steps all seeds
+together, one step per loop iteration.
 
 Regret accuracy. :math:`R_t` grows like :math:`t` and reaches ~1e8 in a 10M-step run, where one
 float32 ulp is 8 while the increments are ~20. It is accumulated with Kahan's compensated summation (a
 running correction term carries the low-order bits lost by each addition), which keeps the float32 sum
-within a few ulp of the exact one whatever the number of steps.
+within a few ulp of the exact one whatever the number of steps. The online piece adds the regret of
+each block of 64 steps (aligned on multiples of 64) in plain float32 first, then adds the block's sum
+to the Kahan sum. A float32 sum of 64 terms is off by at most 63 roundings of its own size (about 1e-2
+for the paper's problem, whose block sums are ~3e3), and these errors do not grow with the magnitude of
+:math:`R_t` the way a plain running sum's do.
+
+Same numbers everywhere. XLA:CPU lets LLVM contract a multiply and an add into a fused multiply-add,
+and its vector loops and their scalar remainders need not contract the same pairs, so without care a
+run's last bits would depend on where it sits in the batch. The batch axis is therefore padded to a
+multiple of 64 (see :func:`sweep`): a seed or setting gives bit-identical numbers alone or inside any
+sweep of the same problem and grid names.
 """
 
 from __future__ import annotations
@@ -42,7 +59,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from adaptx.experiments import sampling
+from adaptx.experiments import sampling, staging
 from adaptx.experiments.problems import X_STAR
 
 Array = jax.Array
@@ -55,8 +72,9 @@ class Carry(NamedTuple):
     Attributes:
       x: iterates, ``[settings, seeds]``.
       opt_state: the optimizer states, batched over settings (and over seeds inside each leaf).
-      regret: :math:`R_t`, ``[settings, seeds]``, the Kahan sum.
+      regret: :math:`R_t` up to the last block boundary, ``[settings, seeds]``, the Kahan sum.
       compensation: the Kahan correction of ``regret`` (the low-order bits still to be added).
+      partial: the regret of the steps since the last block boundary (a plain float32 sum).
       sampler: the big-step sampler state (stochastic problem), or ``None``.
     """
 
@@ -64,6 +82,7 @@ class Carry(NamedTuple):
     opt_state: Any
     regret: Array
     compensation: Array
+    partial: Array
     sampler: sampling.SamplerState | None
 
 
@@ -194,45 +213,62 @@ def _constant_factory(transformation: optax.GradientTransformation) -> Optimizer
     return lambda: transformation
 
 
-def _one_setting(problem, make_optimizer, dtype, unroll=1):
+_LANES = 64  # the batch axis is padded to a multiple of this (see `sweep`)
+
+
+def _round_up(n: int, m: int) -> int:
+    return -(-n // m) * m
+
+
+def _pad(values: np.ndarray, n: int) -> np.ndarray:
+    """``values`` (1-D) extended to length ``n`` with copies of its last entry."""
+    return np.concatenate([values, np.repeat(values[-1:], n - values.size)])
+
+
+def _flush(regret, comp, partial):
+    """Add a block's regret ``partial`` to the Kahan sum ``(regret, comp)``; ``partial`` restarts at 0.
+
+    ``comp`` holds what the last addition to ``regret`` lost, so the sum is ``regret - comp``."""
+    y = partial - comp
+    total = regret + y
+    return total, (total - regret) - y, jnp.zeros_like(partial)
+
+
+def _one_setting(problem, make_optimizer, dtype):
     """The functions of *one* hyperparameter setting (all seeds): its initial state, and a piece of steps.
 
-    ``advance(hyper, mask, t0, n, x, opt_state, regret, comp)`` runs steps ``t0 + 1 .. t0 + n``; ``mask``
-    holds the big steps of the stochastic problem (row i is step ``t0 + 1 + i``), ``None`` online.
+    ``advance(hyper, mask, t0, n, x, opt_state, regret, comp, partial)`` runs steps ``t0 + 1 .. t0 + n``
+    one at a time, adding each step's regret to the Kahan sum ``(regret, comp)``; ``partial`` is passed
+    through (this path keeps no block sums). ``mask`` holds the big steps of the stochastic problem (row
+    i is step ``t0 + 1 + i``), ``None`` online.
     """
 
     def init(hyper, x):
         return make_optimizer(**hyper).init(x)
 
-    def advance(hyper, mask, t0, n, x, opt_state, regret, comp):
+    def advance(hyper, mask, t0, n, x, opt_state, regret, comp, partial):
         opt = make_optimizer(**hyper)
 
         def body(i, c):
             x, opt_state, regret, comp = c
             t = t0 + i + 1
             big = None if mask is None else sampling.is_big(mask, i)
-            g = jnp.reshape(problem.gradient(t, big, dtype), (-1,))  # [seeds] or [1]
-            g = jnp.reshape(g, ()) if x.ndim == 0 else jnp.broadcast_to(g, x.shape)
-            # Kahan summation of R_t += c_t (x_t - x*): `comp` holds what the last addition lost.
-            y = g * (x - X_STAR) - comp
-            total = regret + y
-            comp = (total - regret) - y
+            g = _gradient(problem, t, big, dtype, x)
+            regret, comp, _ = _flush(regret, comp, g * (x - X_STAR))  # R_t += c_t (x_t - x*)
             updates, opt_state = opt.update(g, opt_state, x)
             x = jnp.clip(x + updates, -1.0, 1.0)
-            return x, opt_state, total, comp
+            return x, opt_state, regret, comp
 
-        def block(j, c):  # `unroll` steps per loop iteration: fewer iterations, same arithmetic
-            for k in range(unroll):
-                c = body(j * unroll + k, c)
-            return c
-
-        c = (x, opt_state, regret, comp)
-        if unroll == 1:
-            return jax.lax.fori_loop(0, n, body, c)
-        c = jax.lax.fori_loop(0, n // unroll, block, c)
-        return jax.lax.fori_loop((n // unroll) * unroll, n, body, c)  # the remaining n % unroll steps
+        x, opt_state, regret, comp = jax.lax.fori_loop(0, n, body, (x, opt_state, regret, comp))
+        return x, opt_state, regret, comp, partial
 
     return init, advance
+
+
+def _gradient(problem, t, big, dtype, x):
+    """:math:`c_t` shaped like one setting's iterate ``x`` (a scalar, or one entry per seed)."""
+    g = jnp.reshape(problem.gradient(t, big, dtype), (-1,))  # [seeds] or [1]
+    return jnp.reshape(g, ()) if x.ndim == 0 else jnp.broadcast_to(g, x.shape)
 
 
 def _mapped(fn, in_axes, args, num) -> Any:
@@ -260,10 +296,10 @@ def _join(a, b):
 
 
 _PROGRAMS: dict = {}
-# Steps per loop iteration (online, stochastic). Each step of a small batch costs a dozen tiny kernel
-# launches; unrolling a few steps per iteration lets XLA schedule them together. Measured best on a
-# 2-core CPU: the online problem (no mask to read) gains most. The results do not depend on it.
-_UNROLL = {False: 4, True: 1}
+# The online problem runs in stages of _STAGE steps (see `_staged_piece`), the per-setting part _UNROLL
+# steps per loop iteration. Both measured best on a 2-core CPU with 1024 learning rates.
+_STAGE = 64
+_UNROLL = 4
 
 
 def _program(problem, make_optimizer, dtype, grid, x, seed_keys, chunk):
@@ -278,7 +314,7 @@ def _program(problem, make_optimizer, dtype, grid, x, seed_keys, chunk):
     per (problem, factory, dtype, grid names, sizes).
     """
     num = x.shape[0]
-    init, advance = _one_setting(problem, make_optimizer, dtype, _UNROLL[problem.stochastic])
+    init, advance = _one_setting(problem, make_optimizer, dtype)
     key = (problem, make_optimizer, dtype, tuple(sorted(grid)), x.shape, chunk)
     if key in _PROGRAMS:
         init_axes, state_axes, piece = _PROGRAMS[key]
@@ -294,8 +330,8 @@ def _program(problem, make_optimizer, dtype, grid, x, seed_keys, chunk):
     scalar = jax.ShapeDtypeStruct((), jnp.int32)
     axes = init_axes
     while num > 1:
-        in_axes = (0, None, None, None, 0, axes, 0, 0)
-        out = _mapped(advance, in_axes, (grid, mask, scalar, scalar, x, opt_state, x, x), num)
+        in_axes = (0, None, None, None, 0, axes, 0, 0, 0)
+        out = _mapped(advance, in_axes, (grid, mask, scalar, scalar, x, opt_state, x, x, x), num)
         joined = _join(axes, out[1])
         if joined == axes:
             break
@@ -303,24 +339,129 @@ def _program(problem, make_optimizer, dtype, grid, x, seed_keys, chunk):
         opt_state = _broadcast(opt_state, init_axes, axes, num)
         init_axes = axes
     state_axes = axes
+    if len(_PROGRAMS) > 64:
+        _PROGRAMS.clear()
+
+    if not problem.stochastic:
+        try:
+            piece = _staged_piece(problem, make_optimizer, dtype, grid, x, opt_state, state_axes)
+        except staging.Inseparable:  # shared and per-setting values computed together: the plain step
+            pass
+        else:
+            _PROGRAMS[key] = (first_axes, state_axes, jax.jit(piece))
+            return opt_state, _PROGRAMS[key][2]
 
     def piece(carry: Carry, grid, seed_keys, t0, n):
         if problem.stochastic:
             mask, sampler = sampling.window(seed_keys, carry.sampler, t0, n, chunk, problem.p)
         else:
             mask, sampler = None, carry.sampler
-        x, opt_state, regret, comp = jax.vmap(
+        x, opt_state, regret, comp, partial = jax.vmap(
             advance,
-            in_axes=(0, None, None, None, 0, state_axes, 0, 0),
-            out_axes=(0, state_axes, 0, 0),
+            in_axes=(0, None, None, None, 0, state_axes, 0, 0, 0),
+            out_axes=(0, state_axes, 0, 0, 0),
             axis_size=num,
-        )(grid, mask, t0, n, carry.x, carry.opt_state, carry.regret, carry.compensation)
-        return Carry(x, opt_state, regret, comp, sampler)
+        )(grid, mask, t0, n, carry.x, carry.opt_state, carry.regret, carry.compensation, carry.partial)
+        return Carry(x, opt_state, regret, comp, partial, sampler)
 
-    if len(_PROGRAMS) > 64:
-        _PROGRAMS.clear()
     _PROGRAMS[key] = (first_axes, state_axes, jax.jit(piece))
     return opt_state, _PROGRAMS[key][2]
+
+
+def _staged_piece(problem, make_optimizer, dtype, grid, x, opt_state, state_axes):
+    r"""The piece of the online problem, computed in stages: shared part first, then the settings.
+
+    One step for one setting maps (hyperparameters, t, x, optimizer state, block regret) to their next
+    values. The gradient :math:`c_t` depends on t alone, and the optimizer-state leaves that the analysis
+    of :func:`_program` found unmapped (Adam's count and moments in a learning-rate grid) depend on t and
+    on themselves alone. :func:`adaptx.experiments.staging.split` cuts the step into that shared part
+    and the per-setting part, which reads the values it needs from the shared part (its *residuals*:
+    :math:`c_t`, the bias corrections, the normalised moment ...).
+
+    A stage of k <= _STAGE steps runs the shared part for its k steps first, a loop over scalars that
+    XLA compiles into one kernel, storing the residuals of every step; then the per-setting part for the
+    k steps, a loop whose iteration is a couple of vector kernels over the settings. A stage ends at
+    every multiple of _STAGE (absolute step numbers) and there the block's regret is added to the Kahan
+    sum, so the numbers do not depend on how the run is cut into pieces.
+    """
+    names = sorted(grid)
+    num = x.shape[0]
+    leaves, treedef = jax.tree.flatten(opt_state)
+    mapped = [a == 0 for a in treedef.flatten_up_to(state_axes)]
+    one = lambda a, m: jax.ShapeDtypeStruct(a.shape[1:] if m else a.shape, a.dtype)  # noqa: E731
+    x1 = one(x, True)
+    nh, nl = len(names), len(leaves)
+
+    def step(*args):  # (hyper..., t, x, state leaves..., partial) -> (x, state leaves..., partial)
+        hyper, t, x, state, partial = args[:nh], args[nh], args[nh + 1], args[nh + 2 : -1], args[-1]
+        opt = make_optimizer(**dict(zip(names, hyper, strict=True)))
+        g = _gradient(problem, t, None, dtype, x)
+        partial = partial + g * (x - X_STAR)  # R_t += c_t (x_t - x*), this block's share
+        updates, new_state = opt.update(g, jax.tree.unflatten(treedef, state), x)
+        return [jnp.clip(x + updates, -1.0, 1.0), *treedef.flatten_up_to(new_state), partial]
+
+    example = [one(grid[k], True) for k in names] + [jax.ShapeDtypeStruct((), jnp.int32), x1]
+    example += [one(leaf, m) for leaf, m in zip(leaves, mapped, strict=True)] + [x1]
+    varying = [True] * nh + [False, True] + mapped + [True]
+    known_outputs = [1 + j for j in range(nl) if not mapped[j]]
+    shared_step, setting_step = staging.split(step, example, varying, known_outputs)
+    shared_examples = [one(leaf, False) for leaf, m in zip(leaves, mapped, strict=True) if not m]
+    _, residuals = jax.eval_shape(shared_step, example[nh], *shared_examples)
+    per_settings = jax.vmap(setting_step, in_axes=(0, None), axis_size=num)
+
+    def stage(t_start, k, hyper, shared, varied):
+        """Steps t_start + 1 .. t_start + k (k <= _STAGE)."""
+
+        def run_shared(i, c):
+            shared, buffers = c
+            shared, res = shared_step(t_start + i + 1, *shared)
+            buffers = tuple(
+                jax.lax.dynamic_update_index_in_dim(b, r, i, 0) for b, r in zip(buffers, res, strict=True)
+            )
+            return shared, buffers
+
+        empty = tuple(jnp.zeros((_STAGE, *r.shape), r.dtype) for r in residuals)
+        shared, buffers = jax.lax.fori_loop(0, k, run_shared, (shared, empty))
+
+        def run_settings(i, varied):
+            res = tuple(jax.lax.dynamic_index_in_dim(b, i, keepdims=False) for b in buffers)
+            return tuple(per_settings((*hyper, *varied), res))
+
+        def unrolled(j, varied):  # _UNROLL steps per iteration: fewer loop trips, same arithmetic
+            for u in range(_UNROLL):
+                varied = run_settings(j * _UNROLL + u, varied)
+            return varied
+
+        varied = jax.lax.fori_loop(0, k // _UNROLL, unrolled, varied)
+        varied = jax.lax.fori_loop((k // _UNROLL) * _UNROLL, k, run_settings, varied)
+        return shared, varied
+
+    def piece(carry: Carry, grid, seed_keys, t0, n):
+        del seed_keys
+        hyper = [grid[k] for k in names]
+        state = treedef.flatten_up_to(carry.opt_state)
+        shared = [leaf for leaf, m in zip(state, mapped, strict=True) if not m]
+        varied = (carry.x, *[leaf for leaf, m in zip(state, mapped, strict=True) if m], carry.partial)
+
+        def next_stage(c):
+            done, shared, varied, regret, comp = c
+            t_start = t0 + done
+            k = jnp.minimum(_STAGE - t_start % _STAGE, n - done)  # up to the next multiple of _STAGE
+            shared, varied = stage(t_start, k, hyper, shared, varied)
+            flushed = _flush(regret, comp, varied[-1])
+            ends = (t_start + k) % _STAGE == 0
+            kept = (regret, comp, varied[-1])
+            regret, comp, partial = (jnp.where(ends, a, b) for a, b in zip(flushed, kept, strict=True))
+            return done + k, shared, (*varied[:-1], partial), regret, comp
+
+        c = (jnp.int32(0), shared, varied, carry.regret, carry.compensation)
+        _, shared, varied, regret, comp = jax.lax.while_loop(lambda c: c[0] < n, next_stage, c)
+        shared_it, varied_it = iter(shared), iter(varied[1:-1])
+        state = [next(varied_it) if m else next(shared_it) for m in mapped]
+        opt_state = jax.tree.unflatten(treedef, state)
+        return Carry(varied[0], opt_state, regret, comp, varied[-1], carry.sampler)
+
+    return piece
 
 
 def _broadcast(tree, axes_from, axes_to, num):
@@ -364,7 +505,7 @@ def sweep(
       steps: number of steps T (``< 2**31 - 2**20``).
       seeds: the integer seeds, or their number n for ``range(n)``. Seed s draws the same big steps in
         every sweep, whatever the other seeds, settings or ``chunk``. The online problem is deterministic:
-        every seed gives the same numbers.
+        it is run once per setting and every seed gets its numbers.
       grid: hyperparameter settings, name -> sequence of values, all of the same length (one entry per
         setting; :func:`product_grid` builds every combination). ``None``: one setting.
       x0: the starting point :math:`x_1` in ``[-1, 1]``.
@@ -404,21 +545,28 @@ def sweep(
         raise ValueError(f"chunk must be a positive int, got {chunk!r}")
     ts = log_times(steps, log_points, spacing)
 
-    # XLA simplifies a program on single-element arrays differently (as scalars), which changes the
-    # last bit of some results; a lone run is therefore computed as two copies of itself, so that it
-    # gives exactly the numbers it gives inside a sweep.
-    run_seeds = np.repeat(seeds_np, 2) if num_settings * seeds_np.size == 1 else seeds_np
-    num_seeds = run_seeds.size
-    grid_j = {k: jnp.asarray(v, dtype) for k, v in grid_np.items()}
-    # One seed (the online problem, or a one-seed grid): each setting's iterate is a scalar, not a
-    # length-1 vector; XLA runs [settings] arrays markedly faster than [settings, 1] ones.
-    shape = (num_settings,) if num_seeds == 1 else (num_settings, num_seeds)
+    # Lanes. XLA:CPU compiles an elementwise step into a vector loop plus a scalar remainder, and it
+    # always lets LLVM contract a multiply and an add into one fused multiply-add, which rounds once
+    # instead of twice; the vector and the scalar code need not contract the same pairs. A run's numbers
+    # would then depend on where it sits in the batch (measured: a lone run and the same seed at the end
+    # of a 1024-seed sweep differed in the last bit). So the batch axis is padded with copies to a
+    # multiple of _LANES: every run goes through the vector code, in a program of the same layout
+    # whatever the number of seeds or settings.
+    if problem.stochastic:  # [settings, seeds]
+        grid_np_run = grid_np
+        run_seeds = _pad(seeds_np, _round_up(seeds_np.size, _LANES))
+        shape = (num_settings, run_seeds.size)
+    else:  # deterministic: one run per setting stands for every seed; [settings] arrays
+        padded = _round_up(num_settings, _LANES)
+        grid_np_run = {k: _pad(v, padded) for k, v in grid_np.items()}
+        run_seeds, shape = seeds_np[:1], (padded,)
+    grid_j = {k: jnp.asarray(v, dtype) for k, v in grid_np_run.items()}
     x = jnp.full(shape, x0, dtype)
     seed_keys = sampling.keys(run_seeds)
     opt_state, piece = _program(problem, make_optimizer, jnp.dtype(dtype), grid_j, x, seed_keys, chunk)
     zeros = jnp.zeros_like(x)
     sampler = sampling.init(seed_keys, problem.p) if problem.stochastic else None
-    carry = Carry(x, opt_state, zeros, zeros, sampler)
+    carry = Carry(x, opt_state, zeros, zeros, zeros, sampler)
 
     cuts = np.union1d(ts, np.arange(chunk, steps, chunk, dtype=np.int64))
     logged = set(ts.tolist())
@@ -429,14 +577,17 @@ def sweep(
         done = end
         if done in logged:
             xs.append(carry.x)
-            regrets.append((carry.regret - carry.compensation) / jnp.asarray(done, dtype))
+            regrets.append((carry.regret + (carry.partial - carry.compensation)) / jnp.asarray(done, dtype))
         if progress is not None:
             jax.block_until_ready(carry.x)
             progress(done, steps)
-    x_log = np.asarray(jnp.stack(xs)).reshape(len(xs), num_settings, num_seeds)
-    r_log = np.asarray(jnp.stack(regrets)).reshape(len(xs), num_settings, num_seeds)
-    x_log = np.moveaxis(x_log, 0, -1)[:, : seeds_np.size]
-    r_log = np.moveaxis(r_log, 0, -1)[:, : seeds_np.size]
+
+    def trim(logged):  # [points, *shape] -> [settings, seeds, points], padding dropped
+        a = np.moveaxis(np.asarray(jnp.stack(logged)).reshape(len(logged), shape[0], -1), 0, -1)
+        a = a[:num_settings, : seeds_np.size]
+        return np.ascontiguousarray(np.broadcast_to(a, (num_settings, seeds_np.size, len(logged))))
+
+    x_log, r_log = trim(xs), trim(regrets)
     return Result(
         problem=problem,
         t=ts,
