@@ -212,6 +212,17 @@ def test_a_setting_gives_the_same_numbers_anywhere_in_a_grid():
         np.testing.assert_array_equal(res.avg_regret[i], alone.avg_regret[0])
 
 
+def test_online_grid_over_learning_rate_and_b2_matches_numpy_float64():
+    """A b2 grid makes Adam's moments per setting: the staged runner then shares only c_t and the count."""
+    make = lambda learning_rate, b2: adaptx.adam(learning_rate, B1, b2)  # noqa: E731
+    grid = product_grid(learning_rate=[1e-2, 1e-3], b2=[0.99, 0.999])
+    res = sweep(make, Online(), grid=grid, steps=1_000, log_points=6)
+    for i in range(4):
+        xs, rs = numpy_adam(online_gradients(1_000), grid["learning_rate"][i], b2=grid["b2"][i])
+        np.testing.assert_allclose(res.x[i, 0], xs[res.t - 1], atol=2e-4)
+        np.testing.assert_allclose(res.avg_regret[i, 0], rs[res.t - 1] / res.t, rtol=1e-4, atol=1e-3)
+
+
 def test_online_seeds_share_the_run():
     res = run(ADAM, Online(), steps=500, seeds=3, log_points=5)
     assert res.x.shape == (1, 3, 5)
