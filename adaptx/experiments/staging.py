@@ -15,7 +15,9 @@ launch costs more than the arithmetic of a scalar, so a step is dominated by lau
 * the *varying* part: every other operation, which then reads the residuals instead of recomputing them.
 
 Both parts perform exactly the operations of the original function on exactly the same values, in the
-same order for each output; only where the computation is cut into kernels changes.
+same order for each output; only where the computation is cut into kernels changes. Values computed from
+constants alone (a ``zeros_like``, a broadcast literal) are recomputed by the varying part rather than
+stored per step.
 
 Example:
   >>> import jax.numpy as jnp
@@ -37,7 +39,11 @@ from jax.extend import core as jcore
 
 
 class Inseparable(ValueError):
-    """An output required to be known depends on a varying argument."""
+    """Outputs required to be known depend on a varying argument; their indices are ``outputs``."""
+
+    def __init__(self, outputs: Sequence[int]):
+        self.outputs = tuple(outputs)
+        super().__init__(f"outputs {list(self.outputs)} depend on a varying argument")
 
 
 def _evaluate(eqns, env: dict) -> None:
@@ -81,24 +87,31 @@ def split(
     if len(varying) != len(jaxpr.invars):
         raise ValueError(f"varying has {len(varying)} flags for {len(jaxpr.invars)} arguments")
     moving = {v for v, flag in zip(jaxpr.invars, varying, strict=True) if flag}
+    # constants: values computed from literals and closed-over constants alone (a zeros_like, a
+    # broadcast scalar). The varying part recomputes them rather than reading them as residuals.
+    constant = set(jaxpr.constvars)
     known_eqns, varying_eqns = [], []
     for eqn in jaxpr.eqns:
-        if any(not isinstance(v, jcore.Literal) and v in moving for v in eqn.invars):
+        atoms = [v for v in eqn.invars if not isinstance(v, jcore.Literal)]
+        if any(v in moving for v in atoms):
             varying_eqns.append(eqn)
             moving.update(eqn.outvars)
         else:
             known_eqns.append(eqn)
+            if all(v in constant for v in atoms):
+                constant.update(eqn.outvars)
+                varying_eqns.append(eqn)
     outvars = list(jaxpr.outvars)
     known_set = set(known_outputs)
-    for i in known_set:
-        if not isinstance(outvars[i], jcore.Literal) and outvars[i] in moving:
-            raise Inseparable(f"output {i} depends on a varying argument")
+    bad = [i for i in known_outputs if not isinstance(outvars[i], jcore.Literal) and outvars[i] in moving]
+    if bad:
+        raise Inseparable(bad)
     rest = [i for i in range(len(outvars)) if i not in known_set]
     # residuals: known variables read by the varying part, or returned among its outputs
     residuals, seen = [], set()
     needed = [v for eqn in varying_eqns for v in eqn.invars] + [outvars[i] for i in rest]
     for v in needed:
-        if not isinstance(v, jcore.Literal) and v not in moving and v not in seen:
+        if not isinstance(v, jcore.Literal) and v not in moving and v not in constant and v not in seen:
             seen.add(v)
             residuals.append(v)
     known_in = [v for v, flag in zip(jaxpr.invars, varying, strict=True) if not flag]
@@ -114,7 +127,8 @@ def split(
         return [read(env, outvars[i]) for i in known_outputs], tuple(env[v] for v in residuals)
 
     def varying_fn(args, res):
-        env = dict(zip(varying_in, args, strict=True))
+        env = dict(zip(jaxpr.constvars, closed.consts, strict=True))
+        env.update(zip(varying_in, args, strict=True))
         env.update(zip(residuals, res, strict=True))
         _evaluate(varying_eqns, env)
         return [read(env, outvars[i]) for i in rest]
