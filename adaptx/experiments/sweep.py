@@ -296,10 +296,9 @@ def _join(a, b):
 
 
 _PROGRAMS: dict = {}
-# The online problem runs in stages of _STAGE steps (see `_staged_piece`), the per-setting part _UNROLL
-# steps per loop iteration. Both measured best on a 2-core CPU with 1024 learning rates.
+# The online problem runs in stages of _STAGE steps (see `_staged_piece`): the regret block, and how far
+# the shared part runs ahead of the settings.
 _STAGE = 64
-_UNROLL = 4
 
 
 def _program(problem, make_optimizer, dtype, grid, x, seed_keys, chunk):
@@ -380,7 +379,8 @@ def _staged_piece(problem, make_optimizer, dtype, grid, x, opt_state, state_axes
 
     A stage of k <= _STAGE steps runs the shared part for its k steps first, a loop over scalars that
     XLA compiles into one kernel, storing the residuals of every step; then the per-setting part for the
-    k steps, a loop whose iteration is a couple of vector kernels over the settings. A stage ends at
+    k steps, a loop whose iteration is a few vector kernels over the settings (few enough for XLA:CPU to
+    run them back to back rather than through its thread-pool executor). A stage ends at
     every multiple of _STAGE (absolute step numbers) and there the block's regret is added to the Kahan
     sum, so the numbers do not depend on how the run is cut into pieces.
     """
@@ -423,17 +423,14 @@ def _staged_piece(problem, make_optimizer, dtype, grid, x, opt_state, state_axes
         empty = tuple(jnp.zeros((_STAGE, *r.shape), r.dtype) for r in residuals)
         shared, buffers = jax.lax.fori_loop(0, k, run_shared, (shared, empty))
 
+        # One step per loop iteration: every step runs the same compiled body whatever the cut of the
+        # run. (Unrolling 4 steps was ~20% faster but puts a step in the unrolled body or in the
+        # remainder's depending on the cut, and XLA:CPU may fuse multiply-adds differently in the two.)
         def run_settings(i, varied):
             res = tuple(jax.lax.dynamic_index_in_dim(b, i, keepdims=False) for b in buffers)
             return tuple(per_settings((*hyper, *varied), res))
 
-        def unrolled(j, varied):  # _UNROLL steps per iteration: fewer loop trips, same arithmetic
-            for u in range(_UNROLL):
-                varied = run_settings(j * _UNROLL + u, varied)
-            return varied
-
-        varied = jax.lax.fori_loop(0, k // _UNROLL, unrolled, varied)
-        varied = jax.lax.fori_loop((k // _UNROLL) * _UNROLL, k, run_settings, varied)
+        varied = jax.lax.fori_loop(0, k, run_settings, varied)
         return shared, varied
 
     def piece(carry: Carry, grid, seed_keys, t0, n):
