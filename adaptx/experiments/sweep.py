@@ -42,8 +42,10 @@ for the paper's problem, whose block sums are ~3e3), and these errors do not gro
 Same numbers everywhere. XLA:CPU lets LLVM contract a multiply and an add into a fused multiply-add,
 and its vector loops and their scalar remainders need not contract the same pairs, so without care a
 run's last bits would depend on where it sits in the batch. The batch axis is therefore padded to a
-multiple of 64 (see :func:`sweep`): a seed or setting gives bit-identical numbers alone or inside any
-sweep of the same problem and grid names.
+multiple of 64 (see :func:`sweep`): a seed gives bit-identical numbers alone or anywhere in a sweep of
+any size, since every seed runs through the same vector code of the same program. A setting alone and
+inside a grid of the same hyperparameter names gives the same bits too in the tests, but these are two
+programs with different numbers of settings, which XLA could in principle contract differently.
 """
 
 from __future__ import annotations
@@ -253,10 +255,8 @@ def _one_setting(problem, make_optimizer, dtype):
             x, opt_state, regret, comp = c
             t = t0 + i + 1
             big = None if mask is None else sampling.is_big(mask, i)
-            g = _gradient(problem, t, big, dtype, x)
-            regret, comp, _ = _flush(regret, comp, g * (x - X_STAR))  # R_t += c_t (x_t - x*)
-            updates, opt_state = opt.update(g, opt_state, x)
-            x = jnp.clip(x + updates, -1.0, 1.0)
+            x, opt_state, term = _take_step(problem, opt, t, big, dtype, x, opt_state)
+            regret, comp, _ = _flush(regret, comp, term)
             return x, opt_state, regret, comp
 
         x, opt_state, regret, comp = jax.lax.fori_loop(0, n, body, (x, opt_state, regret, comp))
@@ -265,10 +265,16 @@ def _one_setting(problem, make_optimizer, dtype):
     return init, advance
 
 
-def _gradient(problem, t, big, dtype, x):
-    """:math:`c_t` shaped like one setting's iterate ``x`` (a scalar, or one entry per seed)."""
+def _take_step(problem, opt, t, big, dtype, x, opt_state):
+    r"""Step t of one setting from its iterate ``x`` (a scalar, or one entry per seed).
+
+    Returns :math:`x_{t+1} = \Pi_{[-1,1]}(x_t + \text{update}(c_t))`, the new optimizer state and the
+    step's regret :math:`c_t (x_t - x^*)`.
+    """
     g = jnp.reshape(problem.gradient(t, big, dtype), (-1,))  # [seeds] or [1]
-    return jnp.reshape(g, ()) if x.ndim == 0 else jnp.broadcast_to(g, x.shape)
+    g = jnp.reshape(g, ()) if x.ndim == 0 else jnp.broadcast_to(g, x.shape)
+    updates, opt_state = opt.update(g, opt_state, x)
+    return jnp.clip(x + updates, -1.0, 1.0), opt_state, g * (x - X_STAR)
 
 
 def _mapped(fn, in_axes, args, num) -> Any:
@@ -395,10 +401,8 @@ def _staged_piece(problem, make_optimizer, dtype, grid, x, opt_state, state_axes
     def step(*args):  # (hyper..., t, x, state leaves..., partial) -> (x, state leaves..., partial)
         hyper, t, x, state, partial = args[:nh], args[nh], args[nh + 1], args[nh + 2 : -1], args[-1]
         opt = make_optimizer(**dict(zip(names, hyper, strict=True)))
-        g = _gradient(problem, t, None, dtype, x)
-        partial = partial + g * (x - X_STAR)  # R_t += c_t (x_t - x*), this block's share
-        updates, new_state = opt.update(g, jax.tree.unflatten(treedef, state), x)
-        return [jnp.clip(x + updates, -1.0, 1.0), *treedef.flatten_up_to(new_state), partial]
+        x, new_state, term = _take_step(problem, opt, t, None, dtype, x, jax.tree.unflatten(treedef, state))
+        return [x, *treedef.flatten_up_to(new_state), partial + term]  # this block's share of R_t
 
     example = [one(grid[k], True) for k in names] + [jax.ShapeDtypeStruct((), jnp.int32), x1]
     example += [one(leaf, m) for leaf, m in zip(leaves, mapped, strict=True)] + [x1]
