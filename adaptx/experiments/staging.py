@@ -35,7 +35,11 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 import jax
-from jax.extend import core as jcore
+
+try:
+    from jax.extend.core import Literal
+except ImportError:  # jax versions before jax.extend.core exported it
+    from jax.core import Literal
 
 
 class Inseparable(ValueError):
@@ -49,7 +53,7 @@ class Inseparable(ValueError):
 def _evaluate(eqns, env: dict) -> None:
     """Run the jaxpr equations ``eqns`` in order, reading and writing variable values in ``env``."""
     for eqn in eqns:
-        args = [v.val if isinstance(v, jcore.Literal) else env[v] for v in eqn.invars]
+        args = [v.val if isinstance(v, Literal) else env[v] for v in eqn.invars]
         bind = eqn.primitive.get_bind_params(eqn.params)
         # older jax versions return (sub-functions, params), newer ones the params alone
         subfuns, params = bind if isinstance(bind, tuple) else ((), bind)
@@ -92,7 +96,7 @@ def split(
     constant = set(jaxpr.constvars)
     known_eqns, varying_eqns = [], []
     for eqn in jaxpr.eqns:
-        atoms = [v for v in eqn.invars if not isinstance(v, jcore.Literal)]
+        atoms = [v for v in eqn.invars if not isinstance(v, Literal)]
         if any(v in moving for v in atoms):
             varying_eqns.append(eqn)
             moving.update(eqn.outvars)
@@ -103,7 +107,7 @@ def split(
                 varying_eqns.append(eqn)
     outvars = list(jaxpr.outvars)
     known_set = set(known_outputs)
-    bad = [i for i in known_outputs if not isinstance(outvars[i], jcore.Literal) and outvars[i] in moving]
+    bad = [i for i in known_outputs if not isinstance(outvars[i], Literal) and outvars[i] in moving]
     if bad:
         raise Inseparable(bad)
     rest = [i for i in range(len(outvars)) if i not in known_set]
@@ -111,14 +115,14 @@ def split(
     residuals, seen = [], set()
     needed = [v for eqn in varying_eqns for v in eqn.invars] + [outvars[i] for i in rest]
     for v in needed:
-        if not isinstance(v, jcore.Literal) and v not in moving and v not in constant and v not in seen:
+        if not isinstance(v, Literal) and v not in moving and v not in constant and v not in seen:
             seen.add(v)
             residuals.append(v)
     known_in = [v for v, flag in zip(jaxpr.invars, varying, strict=True) if not flag]
     varying_in = [v for v, flag in zip(jaxpr.invars, varying, strict=True) if flag]
 
     def read(env, v):
-        return v.val if isinstance(v, jcore.Literal) else env[v]
+        return v.val if isinstance(v, Literal) else env[v]
 
     def known_fn(*args):
         env = dict(zip(jaxpr.constvars, closed.consts, strict=True))
