@@ -239,16 +239,16 @@ def _flush(regret, comp, partial):
 def _one_setting(problem, make_optimizer, dtype):
     """The functions of *one* hyperparameter setting (all seeds): its initial state, and a piece of steps.
 
-    ``advance(hyper, mask, t0, n, x, opt_state, regret, comp, partial)`` runs steps ``t0 + 1 .. t0 + n``
-    one at a time, adding each step's regret to the Kahan sum ``(regret, comp)``; ``partial`` is passed
-    through (this path keeps no block sums). ``mask`` holds the big steps of the stochastic problem (row
-    i is step ``t0 + 1 + i``), ``None`` online.
+    ``advance(hyper, mask, t0, n, x, opt_state, regret, comp)`` runs steps ``t0 + 1 .. t0 + n`` one at a
+    time, adding each step's regret to the Kahan sum ``(regret, comp)`` (this path keeps no block sums).
+    ``mask`` holds the big steps of the stochastic problem (row i is step ``t0 + 1 + i``), ``None``
+    online.
     """
 
     def init(hyper, x):
         return make_optimizer(**hyper).init(x)
 
-    def advance(hyper, mask, t0, n, x, opt_state, regret, comp, partial):
+    def advance(hyper, mask, t0, n, x, opt_state, regret, comp):
         opt = make_optimizer(**hyper)
 
         def body(i, c):
@@ -259,8 +259,7 @@ def _one_setting(problem, make_optimizer, dtype):
             regret, comp, _ = _flush(regret, comp, term)
             return x, opt_state, regret, comp
 
-        x, opt_state, regret, comp = jax.lax.fori_loop(0, n, body, (x, opt_state, regret, comp))
-        return x, opt_state, regret, comp, partial
+        return jax.lax.fori_loop(0, n, body, (x, opt_state, regret, comp))
 
     return init, advance
 
@@ -335,8 +334,8 @@ def _program(problem, make_optimizer, dtype, grid, x, seed_keys, chunk):
     scalar = jax.ShapeDtypeStruct((), jnp.int32)
     axes = init_axes
     while num > 1:
-        in_axes = (0, None, None, None, 0, axes, 0, 0, 0)
-        out = _mapped(advance, in_axes, (grid, mask, scalar, scalar, x, opt_state, x, x, x), num)
+        in_axes = (0, None, None, None, 0, axes, 0, 0)
+        out = _mapped(advance, in_axes, (grid, mask, scalar, scalar, x, opt_state, x, x), num)
         joined = _join(axes, out[1])
         if joined == axes:
             break
@@ -361,13 +360,13 @@ def _program(problem, make_optimizer, dtype, grid, x, seed_keys, chunk):
             mask, sampler = sampling.window(seed_keys, carry.sampler, t0, n, chunk, problem.p)
         else:
             mask, sampler = None, carry.sampler
-        x, opt_state, regret, comp, partial = jax.vmap(
+        x, opt_state, regret, comp = jax.vmap(
             advance,
-            in_axes=(0, None, None, None, 0, state_axes, 0, 0, 0),
-            out_axes=(0, state_axes, 0, 0, 0),
+            in_axes=(0, None, None, None, 0, state_axes, 0, 0),
+            out_axes=(0, state_axes, 0, 0),
             axis_size=num,
-        )(grid, mask, t0, n, carry.x, carry.opt_state, carry.regret, carry.compensation, carry.partial)
-        return Carry(x, opt_state, regret, comp, partial, sampler)
+        )(grid, mask, t0, n, carry.x, carry.opt_state, carry.regret, carry.compensation)
+        return Carry(x, opt_state, regret, comp, carry.partial, sampler)  # partial stays 0 on this path
 
     _PROGRAMS[key] = (first_axes, state_axes, jax.jit(piece))
     return opt_state, _PROGRAMS[key][2]
@@ -546,13 +545,8 @@ def sweep(
         raise ValueError(f"chunk must be a positive int, got {chunk!r}")
     ts = log_times(steps, log_points, spacing)
 
-    # Lanes. XLA:CPU compiles an elementwise step into a vector loop plus a scalar remainder, and it
-    # always lets LLVM contract a multiply and an add into one fused multiply-add, which rounds once
-    # instead of twice; the vector and the scalar code need not contract the same pairs. A run's numbers
-    # would then depend on where it sits in the batch (measured: a lone run and the same seed at the end
-    # of a 1024-seed sweep differed in the last bit). So the batch axis is padded with copies to a
-    # multiple of _LANES: every run goes through the vector code, in a program of the same layout
-    # whatever the number of seeds or settings.
+    # The batch axis is padded with copies to a multiple of _LANES, so that every run goes through the
+    # vector code of a program of the same layout ("Same numbers everywhere" in the module docstring).
     if problem.stochastic:  # [settings, seeds]
         grid_np_run = grid_np
         run_seeds = _pad(seeds_np, _round_up(seeds_np.size, _LANES))
