@@ -107,6 +107,127 @@ def test_grouped_is_bitwise_the_per_leaf_optimizer(name):
     assert jax.tree.structure(s1) == jax.tree.structure(engine.ungroup(s2))
 
 
+@pytest.mark.parametrize("name", sorted(CASES))
+def test_carried_groups_are_bitwise_the_per_leaf_optimizer(name):
+    """Parameters carried as ``engine.group(params)``: the optimizer runs on the groups as on any pytree."""
+    make = CASES[name]
+    params = _params()
+    leafwise = make(MASK)
+    carried = make(engine.group_mask)
+
+    @jax.jit
+    def run(params, grads):
+        def body(carry, g):
+            p1, s1, gp, s2 = carry
+            u1, s1 = leafwise.update(g, s1, p1)
+            u2, s2 = carried.update(engine.group(g, like=gp), s2, gp)
+            return (optax.apply_updates(p1, u1), s1, optax.apply_updates(gp, u2), s2), None
+
+        gp = engine.group(params, mask=MASK)
+        return jax.lax.scan(body, (params, leafwise.init(params), gp, carried.init(gp)), grads)[0]
+
+    grads = jax.tree.map(lambda *x: jnp.stack(x), *_grads(params, 6))
+    p1, s1, gp, s2 = run(params, grads)
+    assert isinstance(gp, engine.Groups)
+    p2 = engine.ungroup(gp)
+    scalar = [k for k, v in params.items() if v.ndim == 0]  # the 0-d exception explained above
+    for k in scalar:
+        np.testing.assert_allclose(np.asarray(p1[k]), np.asarray(p2[k]), rtol=1e-6)
+    drop = lambda t: {k: v for k, v in t.items() if k not in scalar}  # noqa: E731
+    assert _same(drop(p1), drop(p2))
+    assert _same(s1, engine.ungroup(s2))  # the state, viewed per leaf, is the per-leaf state
+    assert jax.tree.structure(s1) == jax.tree.structure(engine.ungroup(s2))
+
+
+def test_gradient_through_ungroup_is_the_grouped_gradient_and_training_matches():
+    """The carrying pattern end to end: a model reads ``ungroup(gp)``, ``jax.grad`` with respect to the
+    groups returns the per-leaf gradients stacked, and training agrees with per-leaf training."""
+    rng = np.random.default_rng(3)
+    sizes = [5, 8, 8, 8, 3]
+    params = {}
+    for i, (a, b) in enumerate(zip(sizes[:-1], sizes[1:], strict=True)):
+        params[f"w{i}"] = jnp.asarray(rng.standard_normal((a, b)) / np.sqrt(a), jnp.float32)
+        params[f"b{i}"] = jnp.zeros((b,), jnp.float32)
+    mask = {k: k.startswith("w") for k in params}
+    x = jnp.asarray(rng.standard_normal((32, 5)), jnp.float32)
+    y = jnp.asarray(rng.standard_normal((32, 3)), jnp.float32)
+
+    def loss(p):
+        h = x
+        for i in range(len(sizes) - 1):
+            h = h @ p[f"w{i}"] + p[f"b{i}"]
+            h = jnp.tanh(h) if i < len(sizes) - 2 else h
+        return jnp.mean((h - y) ** 2)
+
+    gp = engine.group(params, mask=mask)
+    assert sorted(len(s.index) for s in gp.specs) == [1, 1, 1, 2, 3]  # two 8x8 and three 8-vectors share
+    g_leaf = jax.jit(jax.grad(loss))(params)
+    g_grouped = jax.jit(jax.grad(lambda gp: loss(engine.ungroup(gp))))(gp)
+    assert isinstance(g_grouped, engine.Groups) and g_grouped.specs == gp.specs
+    # The same gradient: bitwise here; two programs, so allow XLA a different fusion of the backward pass.
+    for a, b in zip(jax.tree.leaves(engine.ungroup(g_grouped)), jax.tree.leaves(g_leaf), strict=True):
+        np.testing.assert_array_max_ulp(np.asarray(a), np.asarray(b), maxulp=2)
+
+    def trainer(opt, grad_fn):
+        @jax.jit
+        def step(p, s):
+            u, s = opt.update(grad_fn(p), s, p)
+            return optax.apply_updates(p, u), s
+
+        return step
+
+    opt_leaf = adaptx.adamw(1e-2, weight_decay=1e-2, mask=mask)
+    opt_grouped = adaptx.adamw(1e-2, weight_decay=1e-2, mask=engine.group_mask)
+    step_leaf = trainer(opt_leaf, jax.grad(loss))
+    step_grouped = trainer(opt_grouped, jax.grad(lambda gp: loss(engine.ungroup(gp))))
+    p, s, q, r = params, opt_leaf.init(params), gp, opt_grouped.init(gp)
+    first = float(loss(params))
+    for _ in range(200):
+        p, s = step_leaf(p, s)
+        q, r = step_grouped(q, r)
+    assert float(loss(engine.ungroup(q))) < 0.05 * first
+    for k in params:  # bitwise here; the same slack for the two programs' backward passes
+        np.testing.assert_allclose(np.asarray(engine.ungroup(q)[k]), np.asarray(p[k]), rtol=1e-6, atol=1e-7)
+
+
+def test_group_like_and_donation_of_a_carried_step():
+    params = _params()
+    gp = engine.group(params, mask=MASK)
+    # `like` puts every leaf in the row it has in `gp`, whatever its value
+    g = _grads(params, 1)[0]
+    gg = engine.group(g, like=gp)
+    assert gg.specs == gp.specs
+    assert _same(engine.ungroup(gg), g)
+    assert _same(engine.ungroup(gp), params)
+    # one array per group enters and leaves the compiled step, all donated
+    opt = adaptx.adamw(1e-3, weight_decay=1e-2, mask=engine.group_mask)
+    state = opt.init(gp)
+
+    def step(p, s, g):
+        u, s = opt.update(g, s, p)
+        return optax.apply_updates(p, u), s
+
+    assert len(jax.tree.leaves(gp)) == len(gp.specs) == 5
+    compiled = jax.jit(step, donate_argnums=(0, 1)).lower(gp, state, gg).compile()
+    donated = sum(x.nbytes for x in jax.tree.leaves((gp, state)))
+    assert compiled.memory_analysis().alias_size_in_bytes == donated
+    new, _ = compiled(jax.tree.map(jnp.copy, gp), state, gg)
+    assert jax.tree.map(lambda a: a.dtype, engine.ungroup(new)) == jax.tree.map(lambda a: a.dtype, params)
+    # errors name what does not match
+    with pytest.raises(ValueError, match="does not match the groups' tree"):
+        engine.group({k: v for k, v in g.items() if k != "s"}, like=gp)
+    with pytest.raises(ValueError, match=r"does not match its group \(\(3, 4\), float32\)"):
+        engine.group(dict(g, w1=jnp.zeros((4, 3))), like=gp)
+    with pytest.raises(ValueError, match="does not match its group"):
+        engine.group(dict(g, w1=g["w1"].astype(jnp.bfloat16)), like=gp)
+    with pytest.raises(ValueError, match="like must be a Groups"):
+        engine.group(g, like=params)
+    with pytest.raises(ValueError, match="either like or mask"):
+        engine.group(g, like=gp, mask=MASK)
+    with pytest.raises(ValueError, match="Python booleans"):
+        engine.group(params, mask={k: 1 for k in params})
+
+
 def test_groups_follow_shape_dtype_and_mask():
     state = engine.grouped(adaptx.adamw(1e-3, mask=engine.group_mask), mask=MASK).init(_params())
     mu = state.inner.inner[0].mu
@@ -240,11 +361,23 @@ SHARDED = textwrap.dedent(
         for _ in range(3):
             p, s = f(p, s, grads)
         out[name] = p
-    for k in shapes:
-        a, b = out["leafwise"][k], out["grouped"][k]
-        # same ulp caveat as in the single-device tests (XLA's FMA contraction differs per fusion)
-        np.testing.assert_array_max_ulp(np.asarray(a), np.asarray(b), maxulp=2)
-        assert b.sharding.is_equivalent_to(params[k].sharding, b.ndim), (k, b.sharding)
+    # parameters carried grouped: a group of leaves sharded alike is one array sharded (None, *spec)
+    carried = adaptx.adamw(1e-2, weight_decay=0.1, mask=engine.group_mask)
+    gp = engine.group(params, mask=mask, partition=specs)
+    for buf, spec in zip(gp.buffers, gp.specs):
+        key = sorted(shapes)[spec.index[0]]  # dict leaves flatten in key order
+        want = NamedSharding(mesh, P(None, *specs[key]))
+        assert buf.sharding.is_equivalent_to(want, buf.ndim), (spec, buf.sharding)
+    s, f = carried.init(gp), make_step(carried)
+    for _ in range(3):
+        gp, s = f(gp, s, engine.group(grads, like=gp))
+    out["carried"] = engine.ungroup(gp)
+    for name in ("grouped", "carried"):
+        for k in shapes:
+            a, b = out["leafwise"][k], out[name][k]
+            # same ulp caveat as in the single-device tests (XLA's FMA contraction differs per fusion)
+            np.testing.assert_array_max_ulp(np.asarray(a), np.asarray(b), maxulp=2)
+            assert b.sharding.is_equivalent_to(params[k].sharding, b.ndim), (name, k, b.sharding)
     print("OK")
     """
 )

@@ -20,8 +20,18 @@ no re-layout is needed; leaves of a transformer repeat a handful of shapes, so t
 Results are bit-for-bit those of the per-leaf computation: the same elementwise operations on the same
 values in the same dtypes (``tests/test_engine.py`` checks every alias).
 
-Whether it is *faster* depends on the backend; see ``docs/speed.md`` for what was measured on XLA:CPU,
-where the per-leaf unstacking is not free.
+Two ways to use it:
+
+* :func:`grouped` wraps an optimizer: the step still takes and returns one array per parameter, and
+  the gradients are stacked and the updates unstacked inside every step;
+* :func:`group` stacks the parameters once, and the caller carries the :class:`Groups` from step to step
+  (the model reads them through :func:`ungroup`, and the gradient with respect to the groups comes out
+  grouped). Any elementwise optimizer then runs on the groups as on any pytree, and a jitted step takes
+  and returns one array per group.
+
+Whether either is *faster* depends on the backend and on the tree; see ``docs/speed.md`` for what was
+measured on XLA:CPU, where the per-leaf unstacking is not free and where every array a jitted call takes
+or returns costs microseconds, so that only the second way makes a step over thousands of leaves cheap.
 """
 
 from __future__ import annotations
@@ -166,11 +176,89 @@ def _unstack_rows(groups: Groups, rows: tuple) -> Any:
     return groups.treedef.unflatten(leaves)
 
 
+def group(
+    tree: Any,
+    *,
+    mask: Any | Callable[[Any], Any] = None,
+    partition: Any | Callable[[Any], Any] = None,
+    like: Groups | None = None,
+) -> Groups:
+    r"""Stack a tree of parameters (or gradients) into :class:`Groups`, one buffer per group.
+
+    .. math::
+        \Theta_k = \mathrm{stack}(\theta_i : i \in \text{group } k), \qquad
+        \text{group of } i = (\text{shape}_i, \text{dtype}_i, \text{mask}_i, \text{partition}_i).
+
+    This is the layout :func:`grouped` uses inside a step, handed to the caller so that the *parameters
+    themselves* can be carried grouped from one step to the next. A jitted training step over grouped
+    parameters takes and returns one array per group instead of one per leaf; on XLA:CPU that per-array
+    cost, not the arithmetic, is what bounds a step over thousands of leaves (``docs/speed.md``). Inside
+    the step, :func:`ungroup` gives the model its ordinary tree, and the gradient with respect to the
+    groups comes out grouped; any elementwise optimizer (``mask=group_mask`` for a decay mask) runs on
+    the groups as on any pytree, and the results are bit-for-bit those of the per-leaf optimizer.
+
+    Args:
+      tree: the parameters (a pytree of arrays).
+      mask: a tree of Python booleans like ``tree`` (or a callable returning one), e.g. the weight-decay
+        mask: leaves with different values never share a group (:func:`group_mask` reads it back).
+      partition: a tree of hashable labels like ``tree`` (or a callable), e.g. the ``PartitionSpec`` of
+        each parameter, so that leaves sharded differently never share a group.
+      like: group ``tree`` exactly as these groups (same leaves in the same rows), e.g. gradients
+        computed per leaf, to be given to an optimizer over grouped parameters; ``mask`` and
+        ``partition`` are then taken from ``like``.
+
+    Returns:
+      a :class:`Groups`; ``ungroup`` of it is ``tree`` again.
+
+    Example:
+      >>> import adaptx, jax, jax.numpy as jnp, optax
+      >>> from adaptx import engine
+      >>> params = {"w1": jnp.ones((4, 4)), "w2": jnp.ones((4, 4)), "b": jnp.zeros(4)}
+      >>> mask = {"w1": True, "w2": True, "b": False}
+      >>> gp = engine.group(params, mask=mask)          # two buffers: (2, 4, 4) and (1, 4)
+      >>> opt = adaptx.adamw(1e-2, weight_decay=1e-2, mask=engine.group_mask)
+      >>> state = opt.init(gp)
+      >>> def loss(gp, x):
+      ...     p = engine.ungroup(gp)                   # the model sees its ordinary tree
+      ...     return jnp.sum((x @ p["w1"] @ p["w2"] + p["b"]) ** 2)
+      >>> @jax.jit
+      ... def step(gp, state, x):
+      ...     grads = jax.grad(loss)(gp, x)            # grouped like gp
+      ...     updates, state = opt.update(grads, state, gp)
+      ...     return optax.apply_updates(gp, updates), state
+      >>> gp, state = step(gp, state, jnp.ones((2, 4)))
+      >>> engine.ungroup(gp)["w1"].shape
+      (4, 4)
+    """
+    if like is None:
+        layout, leaves = _layout(tree, mask, partition, tree)
+        return _stack(leaves, layout.specs, layout.treedef)
+    if not isinstance(like, Groups):
+        raise ValueError(f"adaptx.engine.group: like must be a Groups, got {type(like).__name__}")
+    if mask is not None or partition is not None:
+        raise ValueError("adaptx.engine.group: pass either like or mask/partition (like has its own)")
+    leaves, treedef = jax.tree.flatten(tree)
+    if treedef != like.treedef:
+        raise ValueError(
+            f"adaptx.engine.group: the tree does not match the groups' tree: {treedef} vs {like.treedef}"
+        )
+    for s in like.specs:
+        for i in s.index:
+            x = leaves[i]
+            if tuple(jnp.shape(x)) != s.shape or jnp.dtype(jnp.result_type(x)).name != s.dtype:
+                raise ValueError(
+                    f"adaptx.engine.group: a leaf of shape {tuple(jnp.shape(x))} and dtype "
+                    f"{jnp.result_type(x)} does not match its group ({s.shape}, {s.dtype})"
+                )
+    return _stack(leaves, like.specs, like.treedef)
+
+
 def ungroup(tree: Any) -> Any:
     """Replace every :class:`Groups` inside ``tree`` (e.g. an optimizer state) by its per-parameter tree.
 
     Use it to inspect the state of a :func:`grouped` optimizer: ``ungroup(state)`` has the layout the
-    per-leaf optimizer's state would have (moments shaped like the parameters).
+    per-leaf optimizer's state would have (moments shaped like the parameters). On the result of
+    :func:`group` it gives back the per-parameter tree (inside a jitted step: one slice per leaf).
 
     Example:
       >>> import adaptx, jax.numpy as jnp
