@@ -142,9 +142,27 @@ def _plan(leaves: list, treedef: Any, flags: list[bool], labels: list) -> tuple:
     return tuple(GroupSpec(*k, tuple(v)) for k, v in members.items())
 
 
+# Outside jit every jax operation is compiled for its exact operand list: a stack of 8192 leaves is one
+# 8192-operand program (minutes to compile on 2 cores) and a Python-int index is one program per row.
+# So outside jit we stack in chunks of _CHUNK leaves (equal chunks share one compiled program) and read
+# rows with a runtime index (one program per group shape).
+_CHUNK = 128
+
+
+def _stack_group(xs: list) -> Array:
+    if len(xs) <= _CHUNK or any(isinstance(x, jax.core.Tracer) for x in xs):
+        return jnp.stack(xs)
+    return jnp.concatenate([jnp.stack(xs[i : i + _CHUNK]) for i in range(0, len(xs), _CHUNK)])
+
+
+@jax.jit
+def _row(a: Array, i: Array) -> Array:
+    return jax.lax.dynamic_index_in_dim(a, i, 0, keepdims=False)
+
+
 def _stack(leaves: list, specs: tuple, treedef: Any) -> Groups:
     """Stack the leaves of each group on a new leading axis (one ``concatenate`` per group)."""
-    return Groups(tuple(jnp.stack([leaves[i] for i in s.index]) for s in specs), treedef, specs)
+    return Groups(tuple(_stack_group([leaves[i] for i in s.index]) for s in specs), treedef, specs)
 
 
 def _unstack(groups: Groups) -> Any:
@@ -157,9 +175,12 @@ def _unstack(groups: Groups) -> Any:
     for buf, s in zip(groups.buffers, groups.specs, strict=True):
         n = len(s.index)
         arrays, inner_def = jax.tree.flatten(buf)
-        # One split per stacked array (n slices); the reshape drops the stacking axis (a bitcast).
+        # Traced: one split per stacked array (n slices); the reshape drops the stacking axis (a bitcast).
+        # Concrete: one runtime-indexed read per row (see _CHUNK).
         parts = [
-            [a[0]] if n == 1 else [x.reshape(a.shape[1:]) for x in jax.lax.split(a, [1] * n, axis=0)]
+            [_row(a, np.int32(j)) for j in range(n)] if not isinstance(a, jax.core.Tracer)
+            else [a[0]] if n == 1
+            else [x.reshape(a.shape[1:]) for x in jax.lax.split(a, [1] * n, axis=0)]
             for a in arrays
         ]
         for j, i in enumerate(s.index):
