@@ -6,6 +6,9 @@ and interleaving the contenders (round-robin, so that a slow period of a shared 
 * adaptx ``adam``, ``adamw``, ``amsgrad``, ``adax``, ``adaxw`` (per-leaf, the aliases as shipped);
 * the same run by :func:`adaptx.engine.grouped` (stacked (shape, dtype) groups), and ``adamw`` with
   bfloat16 moments (``mu_dtype=nu_dtype=bfloat16``);
+* ``carried-*``: the same aliases on parameters carried grouped (:func:`adaptx.engine.group`), so that
+  the step takes and returns one array per (shape, dtype) group: the gradient comes grouped, as
+  ``jax.grad`` with respect to the groups returns it;
 * optax ``adam``, ``adamw``, ``amsgrad`` with the same hyperparameters;
 * a *floor*: one jitted, donated kernel over flat buffers holding the same number of parameters that
   reads four arrays and writes three (what an ideal float32 Adam step must move), and the same kernel
@@ -78,6 +81,7 @@ TREES: dict[str, Callable[[], list[tuple[int, ...]]]] = {
     "4.2M/1024": lambda: _even(2**22, 1024),
     "4.2M/8192": lambda: _even(2**22, 8192),
     "gpt-12x384": lambda: _transformer(12, 384, 8192),
+    "gpt-84x64": lambda: _transformer(84, 64, 8192),  # 4.8M parameters in 1012 leaves of 9 shapes
     # smaller trees for --quick
     "4.2M/256": lambda: _even(2**22, 256),
     "gpt-4x256": lambda: _transformer(4, 256, 8192),
@@ -108,6 +112,12 @@ OPTIMIZERS: dict[str, Callable[[], optax.GradientTransformation]] = {
     "grouped-amsgrad": lambda: engine.grouped(adaptx.amsgrad(LR, B1, B2, EPS, max_of="corrected")),
     "grouped-adax": lambda: engine.grouped(adaptx.adax(LR)),
     "grouped-adaxw": lambda: engine.grouped(adaptx.adaxw(LR)),
+    # the aliases as shipped, on parameters (and gradients) carried as engine.group(...) buffers
+    "carried-adam": lambda: adaptx.adam(LR, B1, B2, EPS),
+    "carried-adamw": lambda: adaptx.adamw(LR, B1, B2, EPS, weight_decay=WD),
+    "carried-amsgrad": lambda: adaptx.amsgrad(LR, B1, B2, EPS, max_of="corrected"),
+    "carried-adax": lambda: adaptx.adax(LR),
+    "carried-adaxw": lambda: adaptx.adaxw(LR),
     "adaptx-adamw-bf16": lambda: adaptx.adamw(
         LR, B1, B2, EPS, weight_decay=WD, mu_dtype=bf16, nu_dtype=bf16
     ),
@@ -127,8 +137,8 @@ FULL_CONTENDERS = [
     *FLOORS, *(k for k in OPTIMIZERS if not k.startswith("grouped-") or k == "grouped-adamw"), *TORCH,
 ]
 QUICK_CONTENDERS = [
-    *FLOORS, "adaptx-adam", "adaptx-adamw", "adaptx-adax", "grouped-adamw", "adaptx-adamw-bf16",
-    "optax-adam", "optax-adamw", "torch-adamw-fused",
+    *FLOORS, "adaptx-adam", "adaptx-adamw", "adaptx-adax", "grouped-adamw", "carried-adamw",
+    "adaptx-adamw-bf16", "optax-adam", "optax-adamw", "torch-adamw-fused",
 ]
 
 
@@ -307,6 +317,10 @@ def run_tree(tree: str, contenders: list[str], repeats: int, verbose: bool) -> l
             case = PassCase(shapes)
         elif name.startswith("torch"):
             case = TorchCase(name, params, grads)
+        elif name.startswith("carried-"):  # what a step over parameters kept grouped takes and returns
+            grouped_params = engine.group(params)
+            grouped_grads = engine.group(grads, like=grouped_params)
+            case = JaxCase(name, OPTIMIZERS[name](), grouped_params, grouped_grads)
         else:
             case = JaxCase(name, OPTIMIZERS[name](), params, grads)
         c = case.info.get("compile_s")
@@ -330,7 +344,7 @@ def run_tree(tree: str, contenders: list[str], repeats: int, verbose: bool) -> l
             r["x_floor"] = r["ms"] / by["floor"]["ms"]
         algo = r["contender"].split("-", 1)[-1]
         ref = SAME_AS_OPTAX.get(algo)
-        if r["contender"].startswith(("adaptx-", "grouped-")) and ref in by:
+        if r["contender"].startswith(("adaptx-", "grouped-", "carried-")) and ref in by:
             r["x_optax"] = r["ms"] / by[ref]["ms"]
         r["range"] = f"{r['ms_min']:.1f}-{r['ms_max']:.1f}"
     del cases
