@@ -174,6 +174,19 @@ def test_regret_sum_stays_accurate():
     assert abs(float(res.avg_regret[0, 0, -1]) - exact) / exact < 1e-6
 
 
+def test_stochastic_regret_sum_stays_accurate():
+    """The same over 2M stochastic steps (block sums, then Kahan), against the exact sum for the seed's
+    own big steps; here too a plain float32 running sum is measurably off."""
+    steps, seed = 2_000_000, 5
+    problem = Stochastic(p=0.01, big=2000.0, small=10.0)
+    res = run(optax.sgd(0.0), problem, steps=steps, seeds=[seed], x0=0.3, log_points=3)
+    g = stochastic_gradients(sampling.big_steps(seed, steps, 0.01), steps, 2000.0, 10.0)
+    exact = np.sum(g) * (np.float64(np.float32(0.3)) + 1.0) / steps
+    naive = np.cumsum((g * np.float32(1.3)).astype(np.float32), dtype=np.float32)[-1] / steps
+    assert abs(naive - exact) / exact > 1e-6
+    assert abs(float(res.avg_regret[0, 0, -1]) - exact) / exact < 1e-6
+
+
 # ------------------------------------------------------------- sweeps, chunks, reproducibility
 
 
