@@ -7,6 +7,8 @@ Rows (seed-steps per second = settings x seeds x steps / seconds, compilation ex
     (``split`` the key, ``bernoulli(sub, 0.01)``), the way one writes it first;
   - ``adaptx.experiments``: :func:`adaptx.experiments.sweep` with ``adaptx.adam`` (geometric-gap
     sampling, chunked, logging 50 points);
+  - ``baseline, words drawn ahead``: the baseline with one threefry word per step, drawn before the
+    loop in one vectorised call (the cheapest straightforward form; its memory grows with the steps);
 * online problem, Adam, ``--settings`` learning rates (one seed each):
   - ``baseline``: optax's adam in ``lax.scan`` + ``vmap`` over the learning rates;
   - ``adaptx.experiments``: :func:`sweep` with a learning-rate grid;
@@ -49,23 +51,34 @@ from adaptx.experiments import Online, Stochastic, sweep
 B1, B2, LR, P = 0.9, 0.99, 1e-2, 0.01
 
 
-def baseline_stochastic(seeds: int, steps: int):
-    """optax adam, lax.scan over steps, vmap over seeds, split + bernoulli every step."""
+def baseline_stochastic(seeds: int, steps: int, drawn_ahead: bool = False):
+    """optax adam, lax.scan over steps, vmap over seeds, split + bernoulli every step.
+
+    ``drawn_ahead=True``: one 32-bit threefry word per step instead, all of a seed's words drawn before
+    the loop in one vectorised ``jax.random.bits`` call (memory grows with the steps) and compared with
+    p * 2^32 in the loop: the cheapest straightforward form, bounded by the generator's words/s."""
     opt = optax.adam(LR, b1=B1, b2=B2)
+    threshold = np.uint32(round(P * 2**32))
 
     def one_seed(key):
         x = jnp.zeros(())
         state = opt.init(x)
 
-        def body(carry, _):
+        def body(carry, word):
             x, state, regret, key = carry
-            key, sub = jax.random.split(key)
-            g = jnp.where(jax.random.bernoulli(sub, P), 1010.0, -10.0)
+            if drawn_ahead:
+                big = word < threshold
+            else:
+                key, sub = jax.random.split(key)
+                big = jax.random.bernoulli(sub, P)
+            g = jnp.where(big, 1010.0, -10.0)
             regret = regret + g * (x + 1)
             updates, state = opt.update(g, state, x)
             return (jnp.clip(x + updates, -1, 1), state, regret, key), None
 
-        (x, _, regret, _), _ = jax.lax.scan(body, (x, state, jnp.zeros(()), key), None, length=steps)
+        words = jax.random.bits(key, (steps,), jnp.uint32) if drawn_ahead else None
+        init = (x, state, jnp.zeros(()), key)
+        (x, _, regret, _), _ = jax.lax.scan(body, init, words, length=steps)
         return x, regret
 
     keys = jax.random.split(jax.random.key(0), seeds)
@@ -161,6 +174,9 @@ def main(argv=None) -> int:
     cases = {
         "stochastic/baseline": (baseline_stochastic(S, args.baseline_steps), S * args.baseline_steps),
         "stochastic/adaptx": (ours_stochastic(S, args.steps), S * args.steps),
+        "stochastic/baseline, words drawn ahead": (
+            baseline_stochastic(S, args.baseline_steps, drawn_ahead=True), S * args.baseline_steps,
+        ),
         "online/baseline": (baseline_online(H, args.online_baseline_steps), H * args.online_baseline_steps),
         "online/adaptx": (ours_online(H, args.steps), H * args.steps),
         "online/baseline without regret (x only)": (

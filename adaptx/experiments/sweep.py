@@ -318,8 +318,8 @@ def _join(a, b):
 
 
 _PROGRAMS: dict = {}
-# The online problem runs in stages of _STAGE steps (see `_staged_piece`): the regret block, and how far
-# the shared part runs ahead of the settings.
+# The regret block of both pieces (see `_close_block`), and how far the shared part of the staged online
+# piece runs ahead of the settings (see `_staged_piece`).
 _STAGE = 64
 
 
