@@ -237,21 +237,35 @@ def _flush(regret, comp, partial):
     return total, (total - regret) - y, jnp.zeros_like(partial)
 
 
-def _close_block(t, regret, comp, partial):
-    """After step t: if t ends a block (a multiple of _STAGE), add its sum ``partial`` to the Kahan sum."""
-    ends = t % _STAGE == 0
-    flushed = _flush(regret, comp, partial)
-    return tuple(jnp.where(ends, a, b) for a, b in zip(flushed, (regret, comp, partial), strict=True))
+def _in_blocks(t0, n, run, state, regret, comp, partial):
+    """Steps ``t0 + 1 .. t0 + n`` in blocks that end at multiples of _STAGE (absolute step numbers).
+
+    ``run(t_start, k, done, state, partial) -> (state, partial)`` takes steps ``t_start + 1 .. t_start
+    + k`` (``done`` of the n already taken) and adds their regret to the block's plain float32 sum
+    ``partial``; when the block is complete, its sum goes into the Kahan sum ``(regret, comp)``. Returns
+    ``(state, regret, comp, partial)``.
+    """
+
+    def next_block(c):
+        done, state, regret, comp, partial = c
+        t_start = t0 + done
+        k = jnp.minimum(_STAGE - t_start % _STAGE, n - done)  # up to the next multiple of _STAGE
+        state, partial = run(t_start, k, done, state, partial)
+        ends = (t_start + k) % _STAGE == 0
+        kept = (regret, comp, partial)
+        regret, comp, partial = (jnp.where(ends, a, b) for a, b in zip(_flush(*kept), kept, strict=True))
+        return done + k, state, regret, comp, partial
+
+    c = (jnp.int32(0), state, regret, comp, partial)
+    return jax.lax.while_loop(lambda c: c[0] < n, next_block, c)[1:]
 
 
 def _one_setting(problem, make_optimizer, dtype):
     """The functions of *one* hyperparameter setting (all seeds): its initial state, and a piece of steps.
 
     ``advance(hyper, mask, t0, n, x, opt_state, regret, comp, partial)`` runs steps ``t0 + 1 .. t0 + n``
-    one at a time in blocks that end at multiples of _STAGE (absolute step numbers): each step's regret
-    is added to the block's plain float32 sum ``partial``, and a completed block's sum to the Kahan sum
-    ``(regret, comp)``. ``mask`` holds the big steps of the stochastic problem (bit i is step
-    ``t0 + 1 + i``), ``None`` online.
+    one at a time, the regret summed by :func:`_in_blocks`. ``mask`` holds the big steps of the
+    stochastic problem (bit i is step ``t0 + 1 + i``), ``None`` online.
     """
 
     def init(hyper, x):
@@ -260,23 +274,20 @@ def _one_setting(problem, make_optimizer, dtype):
     def advance(hyper, mask, t0, n, x, opt_state, regret, comp, partial):
         opt = make_optimizer(**hyper)
 
-        def block(c):
-            done, x, opt_state, regret, comp, partial = c
-            t_start = t0 + done
-            k = jnp.minimum(_STAGE - t_start % _STAGE, n - done)  # up to the next multiple of _STAGE
-
+        def block(t_start, k, done, state, partial):
             def body(i, c):
                 x, opt_state, partial = c
                 big = None if mask is None else sampling.is_big(mask, done + i)
                 x, opt_state, term = _take_step(problem, opt, t_start + i + 1, big, dtype, x, opt_state)
                 return x, opt_state, partial + term
 
-            x, opt_state, partial = jax.lax.fori_loop(0, k, body, (x, opt_state, partial))
-            regret, comp, partial = _close_block(t_start + k, regret, comp, partial)
-            return done + k, x, opt_state, regret, comp, partial
+            x, opt_state, partial = jax.lax.fori_loop(0, k, body, (*state, partial))
+            return (x, opt_state), partial
 
-        c = (jnp.int32(0), x, opt_state, regret, comp, partial)
-        return jax.lax.while_loop(lambda c: c[0] < n, block, c)[1:]
+        (x, opt_state), regret, comp, partial = _in_blocks(
+            t0, n, block, (x, opt_state), regret, comp, partial
+        )
+        return x, opt_state, regret, comp, partial
 
     return init, advance
 
@@ -318,7 +329,7 @@ def _join(a, b):
 
 
 _PROGRAMS: dict = {}
-# The regret block of both pieces (see `_close_block`), and how far the shared part of the staged online
+# The regret block of both pieces (see `_in_blocks`), and how far the shared part of the staged online
 # piece runs ahead of the settings (see `_staged_piece`).
 _STAGE = 64
 
@@ -458,22 +469,20 @@ def _staged_piece(problem, make_optimizer, dtype, grid, x, opt_state, state_axes
         hyper = [grid[k] for k in names]
         state = treedef.flatten_up_to(carry.opt_state)
         shared = [leaf for leaf, m in zip(state, mapped, strict=True) if not m]
-        varied = (carry.x, *[leaf for leaf, m in zip(state, mapped, strict=True) if m], carry.partial)
+        varied = (carry.x, *[leaf for leaf, m in zip(state, mapped, strict=True) if m])  # partial apart
 
-        def next_stage(c):
-            done, shared, varied, regret, comp = c
-            t_start = t0 + done
-            k = jnp.minimum(_STAGE - t_start % _STAGE, n - done)  # up to the next multiple of _STAGE
-            shared, varied = stage(t_start, k, hyper, shared, varied)
-            regret, comp, partial = _close_block(t_start + k, regret, comp, varied[-1])
-            return done + k, shared, (*varied[:-1], partial), regret, comp
+        def next_stage(t_start, k, done, state, partial):
+            shared, varied = state
+            shared, varied = stage(t_start, k, hyper, shared, (*varied, partial))  # partial rides last
+            return (shared, varied[:-1]), varied[-1]
 
-        c = (jnp.int32(0), shared, varied, carry.regret, carry.compensation)
-        _, shared, varied, regret, comp = jax.lax.while_loop(lambda c: c[0] < n, next_stage, c)
-        shared_it, varied_it = iter(shared), iter(varied[1:-1])
+        (shared, varied), regret, comp, partial = _in_blocks(
+            t0, n, next_stage, (shared, varied), carry.regret, carry.compensation, carry.partial
+        )
+        shared_it, varied_it = iter(shared), iter(varied[1:])
         state = [next(varied_it) if m else next(shared_it) for m in mapped]
         opt_state = jax.tree.unflatten(treedef, state)
-        return Carry(varied[0], opt_state, regret, comp, varied[-1], carry.sampler)
+        return Carry(varied[0], opt_state, regret, comp, partial, carry.sampler)
 
     return piece
 
