@@ -160,6 +160,16 @@ def _row(a: Array, i: Array) -> Array:
     return jax.lax.dynamic_index_in_dim(a, i, 0, keepdims=False)
 
 
+def _rows(a: Array, n: int) -> list:
+    """The n rows of a stacked array. Traced: one split (n slices; the reshape that drops the stacking
+    axis is a bitcast). Concrete: one runtime-indexed read per row (see _CHUNK)."""
+    if not isinstance(a, jax.core.Tracer):
+        return [_row(a, np.int32(j)) for j in range(n)]
+    if n == 1:
+        return [a[0]]
+    return [x.reshape(a.shape[1:]) for x in jax.lax.split(a, [1] * n, axis=0)]
+
+
 def _stack(leaves: list, specs: tuple, treedef: Any) -> Groups:
     """Stack the leaves of each group on a new leading axis (one ``concatenate`` per group)."""
     return Groups(tuple(_stack_group([leaves[i] for i in s.index]) for s in specs), treedef, specs)
@@ -175,14 +185,7 @@ def _unstack(groups: Groups) -> Any:
     for buf, s in zip(groups.buffers, groups.specs, strict=True):
         n = len(s.index)
         arrays, inner_def = jax.tree.flatten(buf)
-        # Traced: one split per stacked array (n slices); the reshape drops the stacking axis (a bitcast).
-        # Concrete: one runtime-indexed read per row (see _CHUNK).
-        parts = [
-            [_row(a, np.int32(j)) for j in range(n)] if not isinstance(a, jax.core.Tracer)
-            else [a[0]] if n == 1
-            else [x.reshape(a.shape[1:]) for x in jax.lax.split(a, [1] * n, axis=0)]
-            for a in arrays
-        ]
+        parts = [_rows(a, n) for a in arrays]
         for j, i in enumerate(s.index):
             leaves[i] = inner_def.unflatten([p[j] for p in parts])
     return groups.treedef.unflatten(leaves)
