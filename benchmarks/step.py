@@ -112,12 +112,6 @@ OPTIMIZERS: dict[str, Callable[[], optax.GradientTransformation]] = {
     "grouped-amsgrad": lambda: engine.grouped(adaptx.amsgrad(LR, B1, B2, EPS, max_of="corrected")),
     "grouped-adax": lambda: engine.grouped(adaptx.adax(LR)),
     "grouped-adaxw": lambda: engine.grouped(adaptx.adaxw(LR)),
-    # the aliases as shipped, on parameters (and gradients) carried as engine.group(...) buffers
-    "carried-adam": lambda: adaptx.adam(LR, B1, B2, EPS),
-    "carried-adamw": lambda: adaptx.adamw(LR, B1, B2, EPS, weight_decay=WD),
-    "carried-amsgrad": lambda: adaptx.amsgrad(LR, B1, B2, EPS, max_of="corrected"),
-    "carried-adax": lambda: adaptx.adax(LR),
-    "carried-adaxw": lambda: adaptx.adaxw(LR),
     "adaptx-adamw-bf16": lambda: adaptx.adamw(
         LR, B1, B2, EPS, weight_decay=WD, mu_dtype=bf16, nu_dtype=bf16
     ),
@@ -125,6 +119,10 @@ OPTIMIZERS: dict[str, Callable[[], optax.GradientTransformation]] = {
     "optax-adamw": lambda: optax.adamw(LR, B1, B2, EPS, weight_decay=WD),
     "optax-amsgrad": lambda: optax.amsgrad(LR, B1, B2, EPS),
 }
+# The aliases as shipped, on parameters (and gradients) carried as engine.group(...) buffers.
+OPTIMIZERS.update({
+    f"carried-{a}": OPTIMIZERS[f"adaptx-{a}"] for a in ("adam", "adamw", "amsgrad", "adax", "adaxw")
+})
 # Which optax contender runs the same algorithm (for the "vs optax" ratio).
 SAME_AS_OPTAX = {
     "adam": "optax-adam", "adamw": "optax-adamw", "amsgrad": "optax-amsgrad", "adamw-bf16": "optax-adamw",
