@@ -14,10 +14,15 @@ launch costs more than the arithmetic of a scalar, so a step is dominated by lau
   kernel), recording the values the other part needs (the *residuals*) per step;
 * the *varying* part: every other operation, which then reads the residuals instead of recomputing them.
 
-Both parts perform exactly the operations of the original function on exactly the same values, in the
-same order for each output; only where the computation is cut into kernels changes. Values computed from
-constants alone (a ``zeros_like``, a broadcast literal) are recomputed by the varying part rather than
-stored per step.
+Both parts perform the operations of the original function on the same values, in the same order for
+each output; only where the computation is cut into kernels changes, with one rewrite: an array divided
+by a known scalar, :math:`a / r`, becomes :math:`a \cdot (1 / r)` with the reciprocal computed by the
+known part. That is how XLA:CPU compiles such a division anyway (it turns ``a / broadcast(r)`` into
+``a * broadcast(1 / r)``, computing the reciprocal in a kernel of its own), so the numbers are the same
+there; the varying part loses one scalar kernel per such division, which matters because XLA:CPU runs a
+loop body of at most 8 kernels sequentially and a longer one through its slower concurrent executor.
+Values computed from constants alone (a ``zeros_like``, a broadcast literal) are recomputed by the
+varying part rather than stored per step.
 
 Example:
   >>> import jax.numpy as jnp
@@ -35,6 +40,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 import jax
+from jax import lax
 
 try:
     from jax.extend.core import Literal
@@ -50,9 +56,18 @@ class Inseparable(ValueError):
         super().__init__(f"outputs {list(self.outputs)} depend on a varying argument")
 
 
-def _evaluate(eqns, env: dict) -> None:
-    """Run the jaxpr equations ``eqns`` in order, reading and writing variable values in ``env``."""
+def _evaluate(eqns, env: dict, reciprocals: dict | None = None) -> None:
+    """Run the jaxpr equations ``eqns`` in order, reading and writing variable values in ``env``.
+
+    ``reciprocals`` maps the divisor of some divisions to the variable holding its reciprocal; those
+    divisions ``a / r`` run as ``a * (1 / r)``."""
+    reciprocals = reciprocals or {}
     for eqn in eqns:
+        if eqn.primitive is lax.div_p and _divisor(eqn) in reciprocals:
+            a = eqn.invars[0]
+            a = a.val if isinstance(a, Literal) else env[a]
+            env[eqn.outvars[0]] = lax.mul(a, env[reciprocals[_divisor(eqn)]])
+            continue
         args = [v.val if isinstance(v, Literal) else env[v] for v in eqn.invars]
         bind = eqn.primitive.get_bind_params(eqn.params)
         # older jax versions return (sub-functions, params), newer ones the params alone
@@ -62,6 +77,19 @@ def _evaluate(eqns, env: dict) -> None:
             outs = [outs]
         for v, o in zip(eqn.outvars, outs, strict=True):
             env[v] = o
+
+
+def _divisor(eqn):
+    """The divisor of a division equation if it is a variable (not a literal), else ``None``."""
+    r = eqn.invars[1]
+    return None if isinstance(r, Literal) else r
+
+
+class _Reciprocal:
+    """A variable of the known part that holds ``1 / of``: a residual the original jaxpr lacks."""
+
+    def __init__(self, of):
+        self.of = of
 
 
 def split(
@@ -112,12 +140,26 @@ def split(
         raise Inseparable(bad)
     rest = [i for i in range(len(outvars)) if i not in known_set]
     # residuals: known variables read by the varying part, or returned among its outputs
+    # An array divided by a known scalar reads the scalar's reciprocal instead (module docstring).
+    reciprocals = {}
+    for eqn in varying_eqns:
+        r = _divisor(eqn) if eqn.primitive is lax.div_p else None
+        if r is not None and r not in moving and r not in constant and r.aval.shape == ():
+            if eqn.invars[0].aval.shape != () and r not in reciprocals:
+                reciprocals[r] = _Reciprocal(r)
     residuals, seen = [], set()
-    needed = [v for eqn in varying_eqns for v in eqn.invars] + [outvars[i] for i in rest]
+    needed = []
+    for eqn in varying_eqns:
+        divided = eqn.primitive is lax.div_p and _divisor(eqn) in reciprocals
+        needed += [eqn.invars[0], reciprocals[eqn.invars[1]]] if divided else list(eqn.invars)
+    needed += [outvars[i] for i in rest]
     for v in needed:
-        if not isinstance(v, Literal) and v not in moving and v not in constant and v not in seen:
-            seen.add(v)
-            residuals.append(v)
+        if isinstance(v, _Reciprocal) or (
+            not isinstance(v, Literal) and v not in moving and v not in constant
+        ):
+            if v not in seen:
+                seen.add(v)
+                residuals.append(v)
     known_in = [v for v, flag in zip(jaxpr.invars, varying, strict=True) if not flag]
     varying_in = [v for v, flag in zip(jaxpr.invars, varying, strict=True) if flag]
 
@@ -128,13 +170,15 @@ def split(
         env = dict(zip(jaxpr.constvars, closed.consts, strict=True))
         env.update(zip(known_in, args, strict=True))
         _evaluate(known_eqns, env)
+        for r in reciprocals.values():
+            env[r] = lax.div(lax.full_like(env[r.of], 1), env[r.of])
         return [read(env, outvars[i]) for i in known_outputs], tuple(env[v] for v in residuals)
 
     def varying_fn(args, res):
         env = dict(zip(jaxpr.constvars, closed.consts, strict=True))
         env.update(zip(varying_in, args, strict=True))
         env.update(zip(residuals, res, strict=True))
-        _evaluate(varying_eqns, env)
+        _evaluate(varying_eqns, env, reciprocals)
         return [read(env, outvars[i]) for i in rest]
 
     return known_fn, varying_fn

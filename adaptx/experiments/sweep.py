@@ -24,11 +24,11 @@ cut: every step runs the same compiled arithmetic, block boundaries (below) sit 
 numbers, and the random big steps of a seed are a pure function of the seed (see
 :mod:`adaptx.experiments.sampling`).
 
-Online speed. In the online problem the gradient depends on t alone, so in a learning-rate grid the
-optimizer's moments are the same for every setting. The online piece is cut in two by
-:mod:`adaptx.experiments.staging`: the shared scalars run ahead a stage of 64 steps, then the settings
-take those 64 steps reading them (see :func:`_staged_piece`). The stochastic piece steps all seeds
-together, one step per loop iteration, in blocks of 64 steps.
+Speed. Part of every step depends on t alone: the step counter and the bias corrections computed from
+it, the online problem's gradient, and in a learning-rate grid on the online problem the optimizer's
+moments too. A piece is cut in two by :mod:`adaptx.experiments.staging`: that shared part runs ahead a
+stage of 64 steps as a loop over scalars, then the settings and seeds take those 64 steps reading its
+values (see :func:`_staged_piece`), one step per loop iteration.
 
 Regret accuracy. :math:`R_t` grows like :math:`t` and reaches ~1e8 in a 10M-step run, where one
 float32 ulp is 8 while the increments are ~20. It is accumulated with Kahan's compensated summation (a
@@ -260,36 +260,21 @@ def _in_blocks(t0, n, run, state, regret, comp, partial):
     return jax.lax.while_loop(lambda c: c[0] < n, next_block, c)[1:]
 
 
-def _one_setting(problem, make_optimizer, dtype):
-    """The functions of *one* hyperparameter setting (all seeds): its initial state, and a piece of steps.
+def _step_fn(problem, make_optimizer, dtype, names, treedef):
+    """Step t of one setting on flat arguments ``(*hyper, t, [big,] x, *state_leaves, partial)``,
+    returning ``[x, *state_leaves, partial]``: the hyperparameters in the order of ``names``, ``big``
+    (the seeds' big-step flags) for the stochastic problem only, and ``partial`` the block's regret so
+    far, to which the step adds its own."""
+    nh, nb = len(names), int(problem.stochastic)
 
-    ``advance(hyper, mask, t0, n, x, opt_state, regret, comp, partial)`` runs steps ``t0 + 1 .. t0 + n``
-    one at a time, the regret summed by :func:`_in_blocks`. ``mask`` holds the big steps of the
-    stochastic problem (bit i is step ``t0 + 1 + i``), ``None`` online.
-    """
+    def step(*args):
+        hyper, t, big = args[:nh], args[nh], (args[nh + 1] if nb else None)
+        x, state, partial = args[nh + 1 + nb], args[nh + 2 + nb : -1], args[-1]
+        opt = make_optimizer(**dict(zip(names, hyper, strict=True)))
+        x, new_state, term = _take_step(problem, opt, t, big, dtype, x, jax.tree.unflatten(treedef, state))
+        return [x, *treedef.flatten_up_to(new_state), partial + term]
 
-    def init(hyper, x):
-        return make_optimizer(**hyper).init(x)
-
-    def advance(hyper, mask, t0, n, x, opt_state, regret, comp, partial):
-        opt = make_optimizer(**hyper)
-
-        def block(t_start, k, done, state, partial):
-            def body(i, c):
-                x, opt_state, partial = c
-                big = None if mask is None else sampling.is_big(mask, done + i)
-                x, opt_state, term = _take_step(problem, opt, t_start + i + 1, big, dtype, x, opt_state)
-                return x, opt_state, partial + term
-
-            x, opt_state, partial = jax.lax.fori_loop(0, k, body, (*state, partial))
-            return (x, opt_state), partial
-
-        (x, opt_state), regret, comp, partial = _in_blocks(
-            t0, n, block, (x, opt_state), regret, comp, partial
-        )
-        return x, opt_state, regret, comp, partial
-
-    return init, advance
+    return step
 
 
 def _take_step(problem, opt, t, big, dtype, x, opt_state):
@@ -329,8 +314,8 @@ def _join(a, b):
 
 
 _PROGRAMS: dict = {}
-# The regret block of both pieces (see `_in_blocks`), and how far the shared part of the staged online
-# piece runs ahead of the settings (see `_staged_piece`).
+# The regret block of both pieces (see `_in_blocks`), and how far the shared part of a step runs ahead
+# of the settings (see `_staged_piece`).
 _STAGE = 64
 
 
@@ -341,107 +326,100 @@ def _program(problem, make_optimizer, dtype, grid, x, seed_keys, chunk):
     with a settings axis, but in a grid over the learning rate alone (the usual case) the moments do not
     depend on the setting: a ``vmap`` of the *whole* run would keep them unmapped, one copy for all
     settings, and cost a fraction as much. Our run is cut into pieces, so we find that pattern
-    ourselves: trace one piece, see which state leaves come out mapped, and iterate to the fixed point.
+    ourselves: trace one step, see which state leaves come out mapped, and iterate to the fixed point.
     Unmapped leaves are then stored once and passed with ``in_axes=None``. The compiled piece is cached
     per (problem, factory, dtype, grid names, sizes).
     """
     num = x.shape[0]
-    init, advance = _one_setting(problem, make_optimizer, dtype)
-    key = (problem, make_optimizer, dtype, tuple(sorted(grid)), x.shape, chunk)
+    names = sorted(grid)
+
+    def init(hyper, x):
+        return make_optimizer(**hyper).init(x)
+
+    key = (problem, make_optimizer, dtype, tuple(names), x.shape, chunk)
     if key in _PROGRAMS:
         init_axes, state_axes, piece = _PROGRAMS[key]
         opt_state = jax.vmap(init, in_axes=(0, 0), out_axes=init_axes, axis_size=num)(grid, x)
         return _broadcast(opt_state, init_axes, state_axes, num), piece
-    if num == 1:  # one setting: nothing to share, skip the analysis (it costs a few traces)
-        first_axes = init_axes = jax.tree.map(lambda _: 0, jax.eval_shape(init, grid, x[0]))
-    else:
-        first_axes = init_axes = _mapped(init, (0, 0), (grid, x), num)
-    opt_state = jax.vmap(init, in_axes=(0, 0), out_axes=init_axes, axis_size=num)(grid, x)
-    rows = sampling.mask_rows(chunk)
-    mask = jax.ShapeDtypeStruct((rows, seed_keys.shape[0]), jnp.uint32) if problem.stochastic else None
+    first_axes = axes = _mapped(init, (0, 0), (grid, x), num)
+    opt_state = jax.vmap(init, in_axes=(0, 0), out_axes=axes, axis_size=num)(grid, x)
+    treedef = jax.tree.structure(opt_state)
+    step = _step_fn(problem, make_optimizer, dtype, names, treedef)
+    hyper = [grid[k] for k in names]
     scalar = jax.ShapeDtypeStruct((), jnp.int32)
-    axes = init_axes
-    while num > 1:
-        in_axes = (0, None, None, None, 0, axes, 0, 0, 0)
-        out = _mapped(advance, in_axes, (grid, mask, scalar, scalar, x, opt_state, x, x, x), num)
-        joined = _join(axes, out[1])
+    big = [jax.ShapeDtypeStruct(x.shape[1:], jnp.bool_)] if problem.stochastic else []
+    while True:
+        leaf_axes = treedef.flatten_up_to(axes)
+        in_axes = (*[0] * len(hyper), None, *[None] * len(big), 0, *leaf_axes, 0)
+        args = (*hyper, scalar, *big, x, *treedef.flatten_up_to(opt_state), x)
+        out = _mapped(step, in_axes, args, num)
+        joined = _join(axes, jax.tree.unflatten(treedef, out[1:-1]))
         if joined == axes:
             break
+        opt_state = _broadcast(opt_state, axes, joined, num)
         axes = joined
-        opt_state = _broadcast(opt_state, init_axes, axes, num)
-        init_axes = axes
-    state_axes = axes
     if len(_PROGRAMS) > 64:
         _PROGRAMS.clear()
-
-    if not problem.stochastic:
-        try:
-            piece = _staged_piece(problem, make_optimizer, dtype, grid, x, opt_state, state_axes)
-        except staging.Inseparable:  # shared and per-setting values computed together: the plain step
-            pass
-        else:
-            _PROGRAMS[key] = (first_axes, state_axes, jax.jit(piece))
-            return opt_state, _PROGRAMS[key][2]
-
-    def piece(carry: Carry, grid, seed_keys, t0, n):
-        if problem.stochastic:
-            mask, sampler = sampling.window(seed_keys, carry.sampler, t0, n, chunk, problem.p)
-        else:
-            mask, sampler = None, carry.sampler
-        x, opt_state, regret, comp, partial = jax.vmap(
-            advance,
-            in_axes=(0, None, None, None, 0, state_axes, 0, 0, 0),
-            out_axes=(0, state_axes, 0, 0, 0),
-            axis_size=num,
-        )(grid, mask, t0, n, carry.x, carry.opt_state, carry.regret, carry.compensation, carry.partial)
-        return Carry(x, opt_state, regret, comp, partial, sampler)
-
-    _PROGRAMS[key] = (first_axes, state_axes, jax.jit(piece))
+    piece = _staged_piece(problem, step, hyper, x, opt_state, axes, chunk)
+    _PROGRAMS[key] = (first_axes, axes, jax.jit(piece))
     return opt_state, _PROGRAMS[key][2]
 
 
-def _staged_piece(problem, make_optimizer, dtype, grid, x, opt_state, state_axes):
-    r"""The piece of the online problem, computed in stages: shared part first, then the settings.
+def _staged_piece(problem, step, hyper, x, opt_state, state_axes, chunk):
+    r"""The piece: steps computed in stages, the part shared by all settings and seeds first.
 
-    One step for one setting maps (hyperparameters, t, x, optimizer state, block regret) to their next
-    values. The gradient :math:`c_t` depends on t alone, and the optimizer-state leaves that the analysis
-    of :func:`_program` found unmapped (Adam's count and moments in a learning-rate grid) depend on t and
-    on themselves alone. :func:`adaptx.experiments.staging.split` cuts the step into that shared part
-    and the per-setting part, which reads the values it needs from the shared part (its *residuals*:
-    :math:`c_t`, the bias corrections, the normalised moment ...).
+    One step for one setting maps (hyperparameters, t, big-step flags, x, optimizer state, block
+    regret) to their next values. Part of that depends on t alone: the step counter and the bias
+    corrections computed from it, the online problem's gradient :math:`c_t`, and in a learning-rate grid
+    on the online problem Adam's moments too. :func:`adaptx.experiments.staging.split` cuts the step
+    into that shared part and the per-setting part, which reads the values it needs from the shared part
+    (its *residuals*). The state leaves the shared part carries are those that the analysis of
+    :func:`_program` found unmapped over the settings and that the split finds computed from t and
+    from themselves alone (it reports any other; that leaf then moves to the per-setting part).
 
     A stage of k <= _STAGE steps runs the shared part for its k steps first, a loop over scalars that
     XLA compiles into one kernel, storing the residuals of every step; then the per-setting part for the
-    k steps, a loop whose iteration is a few vector kernels over the settings (few enough for XLA:CPU to
-    run them back to back rather than through its thread-pool executor). A stage ends at
-    every multiple of _STAGE (absolute step numbers) and there the block's regret is added to the Kahan
-    sum, so the numbers do not depend on how the run is cut into pieces.
+    k steps, a loop whose iteration is a few vector kernels over the settings and seeds (it reads the
+    stochastic problem's big steps from the window's bit mask). Without the scalars, the iteration is
+    fewer kernels (a hand-written Adam loop over 1024 seeds ran 1.8x faster with its bias corrections
+    read from a buffer). A stage ends at every multiple of _STAGE (absolute step numbers) and there the
+    block's regret is added to the Kahan sum, so the numbers do not depend on how the run is cut.
     """
-    names = sorted(grid)
-    num = x.shape[0]
+    num, nh = x.shape[0], len(hyper)
     leaves, treedef = jax.tree.flatten(opt_state)
-    mapped = [a == 0 for a in treedef.flatten_up_to(state_axes)]
+    axes = treedef.flatten_up_to(state_axes)
+    mapped = [a == 0 for a in axes]
     one = lambda a, m: jax.ShapeDtypeStruct(a.shape[1:] if m else a.shape, a.dtype)  # noqa: E731
     x1 = one(x, True)
-    nh, nl = len(names), len(leaves)
-
-    def step(*args):  # (hyper..., t, x, state leaves..., partial) -> (x, state leaves..., partial)
-        hyper, t, x, state, partial = args[:nh], args[nh], args[nh + 1], args[nh + 2 : -1], args[-1]
-        opt = make_optimizer(**dict(zip(names, hyper, strict=True)))
-        x, new_state, term = _take_step(problem, opt, t, None, dtype, x, jax.tree.unflatten(treedef, state))
-        return [x, *treedef.flatten_up_to(new_state), partial + term]  # this block's share of R_t
-
-    example = [one(grid[k], True) for k in names] + [jax.ShapeDtypeStruct((), jnp.int32), x1]
+    big = [jax.ShapeDtypeStruct(x1.shape, jnp.bool_)] if problem.stochastic else []
+    t = jax.ShapeDtypeStruct((), jnp.int32)
+    example = [one(h, True) for h in hyper] + [t, *big, x1]
     example += [one(leaf, m) for leaf, m in zip(leaves, mapped, strict=True)] + [x1]
-    varying = [True] * nh + [False, True] + mapped + [True]
-    known_outputs = [1 + j for j in range(nl) if not mapped[j]]
-    shared_step, setting_step = staging.split(step, example, varying, known_outputs)
-    shared_examples = [one(leaf, False) for leaf, m in zip(leaves, mapped, strict=True) if not m]
-    _, residuals = jax.eval_shape(shared_step, example[nh], *shared_examples)
-    per_settings = jax.vmap(setting_step, in_axes=(0, None), axis_size=num)
+    known = [not m for m in mapped]  # the candidates; shrinks to the leaves the split can share
+    while True:
+        varying = [True] * nh + [False] + [True] * len(big) + [True] + [not k for k in known] + [True]
+        try:
+            outputs = [1 + j for j, k in enumerate(known) if k]  # [x, *state, partial]
+            shared_step, setting_step = staging.split(step, example, varying, outputs)
+            break
+        except staging.Inseparable as err:
+            for i in err.outputs:
+                known[i - 1] = False
+    shared_examples = [one(leaf, False) for leaf, k in zip(leaves, known, strict=True) if k]
+    _, residuals = jax.eval_shape(shared_step, t, *shared_examples)
+    rest_axes = [a for a, k in zip(axes, known, strict=True) if not k]
+    if num == 1:  # one setting: its arrays lose the settings axis for the loop (see `piece`)
+        per_settings = setting_step
+    else:
+        per_settings = jax.vmap(
+            setting_step,
+            in_axes=((*[0] * nh, *[None] * len(big), 0, *rest_axes, 0), None),
+            out_axes=[0, *rest_axes, 0],
+            axis_size=num,
+        )
 
-    def stage(t_start, k, hyper, shared, varied):
-        """Steps t_start + 1 .. t_start + k (k <= _STAGE)."""
+    def stage(t_start, k, done, mask, hyper, shared, varied):
+        """Steps t_start + 1 .. t_start + k (k <= _STAGE); ``done`` of the piece's steps before them."""
 
         def run_shared(i, c):
             shared, buffers = c
@@ -459,30 +437,44 @@ def _staged_piece(problem, make_optimizer, dtype, grid, x, opt_state, state_axes
         # remainder's depending on the cut, and XLA:CPU may fuse multiply-adds differently in the two.)
         def run_settings(i, varied):
             res = tuple(jax.lax.dynamic_index_in_dim(b, i, keepdims=False) for b in buffers)
-            return tuple(per_settings((*hyper, *varied), res))
+            flags = (sampling.is_big(mask, done + i),) if mask is not None else ()
+            return tuple(per_settings((*hyper, *flags, *varied), res))
 
         varied = jax.lax.fori_loop(0, k, run_settings, varied)
         return shared, varied
 
+    # With one setting, the loop runs on arrays without the settings axis: a [1, seeds] array beside
+    # the [seeds] moments (unmapped: no hyperparameter reaches them) costs a reshape between kernels
+    # and keeps XLA from fusing them (the stochastic sweep ran 1.3x faster squeezed).
+    squeeze = (lambda a: a[0]) if num == 1 else (lambda a: a)  # noqa: E731
+    unsqueeze = (lambda a: a[None]) if num == 1 else (lambda a: a)  # noqa: E731
+
     def piece(carry: Carry, grid, seed_keys, t0, n):
-        del seed_keys
-        hyper = [grid[k] for k in names]
+        hyper = [squeeze(grid[k]) for k in sorted(grid)]
+        if problem.stochastic:
+            mask, sampler = sampling.window(seed_keys, carry.sampler, t0, n, chunk, problem.p)
+        else:
+            mask, sampler = None, carry.sampler
         state = treedef.flatten_up_to(carry.opt_state)
-        shared = [leaf for leaf, m in zip(state, mapped, strict=True) if not m]
-        varied = (carry.x, *[leaf for leaf, m in zip(state, mapped, strict=True) if m])  # partial apart
+        shared = [leaf for leaf, k in zip(state, known, strict=True) if k]
+        rest = [squeeze(a) if ax == 0 else a for a, ax in zip(state, axes, strict=True)]
+        varied = (squeeze(carry.x), *[a for a, k in zip(rest, known, strict=True) if not k])
+        regret, comp, partial = (squeeze(a) for a in (carry.regret, carry.compensation, carry.partial))
 
         def next_stage(t_start, k, done, state, partial):
             shared, varied = state
-            shared, varied = stage(t_start, k, hyper, shared, (*varied, partial))  # partial rides last
-            return (shared, varied[:-1]), varied[-1]
+            shared, varied = stage(t_start, k, done, mask, hyper, shared, (*varied, partial))
+            return (shared, varied[:-1]), varied[-1]  # partial rides last
 
         (shared, varied), regret, comp, partial = _in_blocks(
-            t0, n, next_stage, (shared, varied), carry.regret, carry.compensation, carry.partial
+            t0, n, next_stage, (shared, varied), regret, comp, partial
         )
         shared_it, varied_it = iter(shared), iter(varied[1:])
-        state = [next(varied_it) if m else next(shared_it) for m in mapped]
+        state = [next(shared_it) if k else next(varied_it) for k in known]
+        state = [unsqueeze(a) if ax == 0 else a for a, ax in zip(state, axes, strict=True)]
         opt_state = jax.tree.unflatten(treedef, state)
-        return Carry(varied[0], opt_state, regret, comp, partial, carry.sampler)
+        x, regret, comp, partial = (unsqueeze(a) for a in (varied[0], regret, comp, partial))
+        return Carry(x, opt_state, regret, comp, partial, sampler)
 
     return piece
 
