@@ -381,6 +381,31 @@ def test_window_masks_are_bernoulli_steps():
     assert abs(after_big.mean() - p) < 5 * math.sqrt(p * (1 - p) / after_big.size)
 
 
+def test_window_batch_size_does_not_change_the_big_steps(monkeypatch):
+    """A round draws a fixed batch of gaps per seed and rounds repeat until every seed's window is
+    covered: with a batch of 3 gaps (many rounds per window) the masks are the same as with the
+    default batch, and they mark each seed's big steps."""
+    p, seeds, size = 0.05, np.arange(16), 512
+    keys = sampling.keys(seeds)
+
+    def masks():
+        window = jax.jit(sampling.window, static_argnames=("size", "p"))
+        state, out, t0 = sampling.init(keys, p), [], 0
+        for n in (7, 512, 300):
+            bits, state = window(keys, state, jnp.int32(t0), jnp.int32(n), size=size, p=p)
+            out.append(sampling.unpack(bits, size)[:n])
+            t0 += n
+        return np.concatenate(out), state, t0
+
+    default, state, steps = masks()
+    monkeypatch.setattr(sampling, "_batch", lambda steps, p, seeds: 3)
+    small, small_state, _ = masks()
+    np.testing.assert_array_equal(small, default)
+    np.testing.assert_array_equal(np.asarray(small_state.drawn), np.asarray(state.drawn))
+    for s in (0, 9):
+        np.testing.assert_array_equal(np.flatnonzero(small[:, s]) + 1, sampling.big_steps(s, steps, p))
+
+
 # ------------------------------------------------------------------------------------- errors
 
 
