@@ -242,10 +242,11 @@ def test_online_seeds_share_the_run():
     np.testing.assert_array_equal(res.x[0, 1:], np.broadcast_to(res.x[0, :1], (2, 5)))
 
 
-def test_online_sweep_without_staging_matches():
+@pytest.mark.parametrize("problem", [Online(), Stochastic()], ids=["online", "stochastic"])
+def test_sweep_of_an_opaque_optimizer_matches(problem):
     """An optimizer whose whole update is one jitted call cannot be split into shared and per-setting
-    parts (the call mixes them); the sweep then steps the settings directly, with the same numbers up to
-    rounding."""
+    parts (the call mixes them); the sweep then keeps its whole state per setting and seed, with the same
+    numbers up to rounding."""
     staged = lambda learning_rate: adaptx.adam(learning_rate, B1, B2)  # noqa: E731
 
     def opaque(learning_rate):
@@ -253,8 +254,8 @@ def test_online_sweep_without_staging_matches():
         return optax.GradientTransformation(opt.init, jax.jit(opt.update))
 
     grid = {"learning_rate": [1e-2, 1e-3, 1e-4]}
-    kw = dict(steps=2_000, log_points=8, grid=grid)
-    a, b = sweep(staged, Online(), **kw), sweep(opaque, Online(), **kw)
+    kw = dict(steps=2_000, log_points=8, grid=grid, seeds=[0, 5])
+    a, b = sweep(staged, problem, **kw), sweep(opaque, problem, **kw)
     np.testing.assert_allclose(b.x, a.x, atol=1e-5)
     np.testing.assert_allclose(b.avg_regret, a.avg_regret, rtol=1e-5, atol=1e-5)
 
