@@ -63,6 +63,28 @@ def test_constants_are_recomputed_not_stored():
     np.testing.assert_array_equal(varying((jnp.float32(0.5), -jnp.ones(5) * 10), res)[0], np.zeros(5))
 
 
+def test_division_by_a_known_scalar_reads_its_reciprocal():
+    """An array divided by a known float scalar becomes a product with the reciprocal, computed by the
+    known part (as XLA:CPU compiles the division anyway); an integer division is left alone."""
+
+    def f(t, x, n):
+        corr = -jnp.expm1(t * jnp.log1p(-0.1))
+        return [t + 1, x / corr, n // (t + 2)]
+
+    args = (jnp.int32(3), jnp.ones(4), jnp.arange(4, dtype=jnp.int32) * 7)
+    known, varying = staging.split(f, args, varying=(False, True, True), known_outputs=(0,))
+    _, res = known(jnp.int32(3))
+    corr = -np.expm1(3.0 * np.log1p(-0.1))
+    floats = [float(r) for r in res if r.dtype == jnp.float32]
+    assert len(floats) == 1 and np.isclose(floats[0], 1 / corr, rtol=1e-6)  # 1 / corr, not corr
+    x = jnp.asarray([1.0, -2.0, 3.5, 1e-3], jnp.float32)
+    n = jnp.asarray([7, 8, 30, -9], jnp.int32)
+    got_x, got_n = varying((x, n), res)
+    np.testing.assert_array_equal(np.asarray(got_x), np.asarray(x) * np.float32(floats[0]))
+    np.testing.assert_allclose(np.asarray(got_x), np.asarray(x) / corr, rtol=2e-7)
+    np.testing.assert_array_equal(np.asarray(got_n), np.asarray(n) // 5)
+
+
 def test_a_known_output_may_not_depend_on_a_varying_input():
     with pytest.raises(staging.Inseparable) as err:
         staging.split(step, ARGS, varying=(True, False, True, False), known_outputs=(1, 2))

@@ -40,6 +40,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 import jax
+import numpy as np
 from jax import lax
 
 try:
@@ -144,9 +145,11 @@ def split(
     reciprocals = {}
     for eqn in varying_eqns:
         r = _divisor(eqn) if eqn.primitive is lax.div_p else None
-        if r is not None and r not in moving and r not in constant and r.aval.shape == ():
-            if eqn.invars[0].aval.shape != () and r not in reciprocals:
-                reciprocals[r] = _Reciprocal(r)
+        if r is None or r in moving or r in constant or r in reciprocals:
+            continue
+        real = np.issubdtype(r.aval.dtype, np.floating)  # not an integer (or complex) division
+        if real and r.aval.shape == () and eqn.invars[0].aval.shape != ():
+            reciprocals[r] = _Reciprocal(r)
     residuals, seen = [], set()
     needed = []
     for eqn in varying_eqns:
