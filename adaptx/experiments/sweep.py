@@ -28,7 +28,8 @@ Speed. Part of every step depends on t alone: the step counter and the bias corr
 it, the online problem's gradient, and in a learning-rate grid on the online problem the optimizer's
 moments too. A piece is cut in two by :mod:`adaptx.experiments.staging`: that shared part runs ahead a
 stage of 64 steps as a loop over scalars, then the settings and seeds take those 64 steps reading its
-values (see :func:`_staged_piece`), one step per loop iteration.
+values (see :func:`_staged_piece`), one step per loop iteration (two when the settings carry no
+optimizer state of their own).
 
 Regret accuracy. :math:`R_t` grows like :math:`t` and reaches ~1e8 in a 10M-step run, where one
 float32 ulp is 8 while the increments are ~20. It is accumulated with Kahan's compensated summation (a
@@ -319,7 +320,7 @@ _PROGRAMS: dict = {}
 _STAGE = 64
 
 
-def _program(problem, make_optimizer, dtype, grid, x, seed_keys, chunk):
+def _program(problem, make_optimizer, dtype, grid, x, chunk):
     """The initial optimizer states and the compiled piece ``(carry, grid, keys, t0, n) -> carry``.
 
     Settings are a ``vmap`` over the optimizer's construction. A plain ``vmap`` returns every output
@@ -595,7 +596,7 @@ def sweep(
     grid_j = {k: jnp.asarray(v, dtype) for k, v in grid_np_run.items()}
     x = jnp.full(shape, x0, dtype)
     seed_keys = sampling.keys(run_seeds)
-    opt_state, piece = _program(problem, make_optimizer, jnp.dtype(dtype), grid_j, x, seed_keys, chunk)
+    opt_state, piece = _program(problem, make_optimizer, jnp.dtype(dtype), grid_j, x, chunk)
     zeros = jnp.zeros_like(x)
     sampler = sampling.init(seed_keys, problem.p) if problem.stochastic else None
     carry = Carry(x, opt_state, zeros, zeros, zeros, sampler)
