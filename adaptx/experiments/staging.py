@@ -64,7 +64,7 @@ def _evaluate(eqns, env: dict, reciprocals: dict | None = None) -> None:
     divisions ``a / r`` run as ``a * (1 / r)``."""
     reciprocals = reciprocals or {}
     for eqn in eqns:
-        if eqn.primitive is lax.div_p and _divisor(eqn) in reciprocals:
+        if _divisor(eqn) in reciprocals:
             a = eqn.invars[0]
             a = a.val if isinstance(a, Literal) else env[a]
             env[eqn.outvars[0]] = lax.mul(a, env[reciprocals[_divisor(eqn)]])
@@ -81,9 +81,11 @@ def _evaluate(eqns, env: dict, reciprocals: dict | None = None) -> None:
 
 
 def _divisor(eqn):
-    """The divisor of a division equation if it is a variable (not a literal), else ``None``."""
-    r = eqn.invars[1]
-    return None if isinstance(r, Literal) else r
+    """The divisor of a division equation if it is a variable; ``None`` for a literal divisor or
+    another primitive."""
+    if eqn.primitive is not lax.div_p or isinstance(eqn.invars[1], Literal):
+        return None
+    return eqn.invars[1]
 
 
 class _Reciprocal:
@@ -140,29 +142,31 @@ def split(
     if bad:
         raise Inseparable(bad)
     rest = [i for i in range(len(outvars)) if i not in known_set]
-    # residuals: known variables read by the varying part, or returned among its outputs
+
+    def stored(v):  # a known value the varying part must read rather than recompute
+        return not isinstance(v, Literal) and v not in moving and v not in constant
+
     # An array divided by a known scalar reads the scalar's reciprocal instead (module docstring).
     reciprocals = {}
     for eqn in varying_eqns:
-        r = _divisor(eqn) if eqn.primitive is lax.div_p else None
-        if r is None or r in moving or r in constant or r in reciprocals:
+        r = _divisor(eqn)
+        if r is None or not stored(r) or r in reciprocals:
             continue
         real = np.issubdtype(r.aval.dtype, np.floating)  # not an integer (or complex) division
         if real and r.aval.shape == () and eqn.invars[0].aval.shape != ():
             reciprocals[r] = _Reciprocal(r)
+
+    # residuals: known variables read by the varying part, or returned among its outputs
     residuals, seen = [], set()
     needed = []
     for eqn in varying_eqns:
-        divided = eqn.primitive is lax.div_p and _divisor(eqn) in reciprocals
+        divided = _divisor(eqn) in reciprocals
         needed += [eqn.invars[0], reciprocals[eqn.invars[1]]] if divided else list(eqn.invars)
     needed += [outvars[i] for i in rest]
     for v in needed:
-        if isinstance(v, _Reciprocal) or (
-            not isinstance(v, Literal) and v not in moving and v not in constant
-        ):
-            if v not in seen:
-                seen.add(v)
-                residuals.append(v)
+        if (isinstance(v, _Reciprocal) or stored(v)) and v not in seen:
+            seen.add(v)
+            residuals.append(v)
     known_in = [v for v, flag in zip(jaxpr.invars, varying, strict=True) if not flag]
     varying_in = [v for v, flag in zip(jaxpr.invars, varying, strict=True) if flag]
 
