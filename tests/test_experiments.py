@@ -359,21 +359,27 @@ def test_geometric_gaps_law():
     assert abs(g.mean() - 1 / p) < 5 * math.sqrt((1 - p) / p**2 / n)
 
 
-def test_window_masks_are_bernoulli_steps():
-    """The masks the runner reads, window after window, mark exactly each seed's big steps; their rate
-    is p and consecutive steps are independent."""
-    p, seeds, size = 0.01, np.arange(128), 4096
-    keys = sampling.keys(seeds)
-    state = sampling.init(keys, p)
-    window = jax.jit(sampling.window, static_argnames=("size", "p"))
-    masks, t0 = [], 0
-    for n in (1, 100, 4096, 3000, 4096):
-        bits, state = window(keys, state, jnp.int32(t0), jnp.int32(n), size=size, p=p)
+def draw_masks(keys, p, size, lengths):
+    """The big steps of windows of the given lengths, one after the other, as the runner draws them:
+    bool ``[steps, seeds]``, the sampler state after them and the number of steps. Checks that no bit
+    past a window's length is set. Traces ``sampling.window`` anew on every call, so that a patched
+    ``sampling._batch`` takes effect."""
+    window = jax.jit(lambda *a: sampling.window(*a, size=size, p=p))
+    state, masks, t0 = sampling.init(keys, p), [], 0
+    for n in lengths:
+        bits, state = window(keys, state, jnp.int32(t0), jnp.int32(n))
         mask = sampling.unpack(bits, size)
         assert not mask[n:].any()
         masks.append(mask[:n])
         t0 += n
-    big = np.concatenate(masks)  # [steps, seeds]
+    return np.concatenate(masks), state, t0
+
+
+def test_window_masks_are_bernoulli_steps():
+    """The masks the runner reads, window after window, mark exactly each seed's big steps; their rate
+    is p and consecutive steps are independent."""
+    p = 0.01
+    big, _, t0 = draw_masks(sampling.keys(np.arange(128)), p, 4096, (1, 100, 4096, 3000, 4096))
     for s in (0, 77):
         np.testing.assert_array_equal(np.flatnonzero(big[:, s]) + 1, sampling.big_steps(int(s), t0, p))
     n = big.size
@@ -386,21 +392,12 @@ def test_window_batch_size_does_not_change_the_big_steps(monkeypatch):
     """A round draws a fixed batch of gaps per seed and rounds repeat until every seed's window is
     covered: with a batch of 3 gaps (many rounds per window) the masks are the same as with the
     default batch, and they mark each seed's big steps."""
-    p, seeds, size = 0.05, np.arange(16), 512
-    keys = sampling.keys(seeds)
-
-    def masks():
-        window = jax.jit(sampling.window, static_argnames=("size", "p"))
-        state, out, t0 = sampling.init(keys, p), [], 0
-        for n in (7, 512, 300):
-            bits, state = window(keys, state, jnp.int32(t0), jnp.int32(n), size=size, p=p)
-            out.append(sampling.unpack(bits, size)[:n])
-            t0 += n
-        return np.concatenate(out), state, t0
-
-    default, state, steps = masks()
-    monkeypatch.setattr(sampling, "_batch", lambda steps, p, seeds: 3)
-    small, small_state, _ = masks()
+    p, keys, lengths = 0.05, sampling.keys(np.arange(16)), (7, 512, 300)
+    default, state, steps = draw_masks(keys, p, 512, lengths)
+    asked = []
+    monkeypatch.setattr(sampling, "_batch", lambda steps, p, seeds: asked.append(steps) or 3)
+    small, small_state, _ = draw_masks(keys, p, 512, lengths)
+    assert asked  # the windows were traced with the 3-gap batch
     np.testing.assert_array_equal(small, default)
     np.testing.assert_array_equal(np.asarray(small_state.drawn), np.asarray(state.drawn))
     for s in (0, 9):
