@@ -480,8 +480,8 @@ def _staged_piece(problem, step, hyper, x, opt_state, state_axes, chunk, unroll=
             mask, sampler = None, carry.sampler
         state = treedef.flatten_up_to(carry.opt_state)
         shared = [leaf for leaf, k in zip(state, known, strict=True) if k]
-        rest = [squeeze(a) if ax == 0 else a for a, ax in zip(state, axes, strict=True)]
-        varied = (squeeze(carry.x), *[a for a, k in zip(rest, known, strict=True) if not k])
+        own = [squeeze(a) if ax == 0 else a for a, ax, k in zip(state, axes, known, strict=True) if not k]
+        varied = (squeeze(carry.x), *own)
         regret, comp, partial = (squeeze(a) for a in (carry.regret, carry.compensation, carry.partial))
 
         def next_stage(t_start, k, done, state, partial):
