@@ -141,9 +141,10 @@ QUICK_CONTENDERS = [
 
 
 def _nbytes(tree: Any) -> int:
-    """Bytes of the floating-point arrays of a tree (moments, parameters; not step counters)."""
+    """Bytes of the floating-point arrays of a tree (moments, parameters; not step counters), counting
+    complex ones (AdaX's packed average and residual)."""
     return sum(
-        x.size * x.dtype.itemsize for x in jax.tree.leaves(tree) if jnp.issubdtype(x.dtype, jnp.floating)
+        x.size * x.dtype.itemsize for x in jax.tree.leaves(tree) if jnp.issubdtype(x.dtype, jnp.inexact)
     )
 
 

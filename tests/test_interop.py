@@ -89,6 +89,25 @@ def test_init_on_shape_dtype_structs(name):
             assert (a.shape, a.dtype) == (b.shape, b.dtype)
 
 
+@pytest.mark.parametrize("name", list(ALIASES))
+def test_donated_step_updates_in_place_without_a_full_size_temporary(name):
+    """A jitted step with params and state donated aliases all of them in place, and the compiled
+    program holds no temporary array of a parameter's size (AdaX's compensated average used to cost a
+    copy of the average every step)."""
+    opt = ALIASES[name][0](1e-3)
+    params = {"a": jnp.ones((256, 64)), "b": jnp.ones((128, 128))}
+    state = opt.init(params)
+
+    def step(p, s, g):
+        u, s = opt.update(g, s, p)
+        return optax.apply_updates(p, u), s
+
+    compiled = jax.jit(step, donate_argnums=(0, 1)).lower(params, state, params).compile()
+    mem = compiled.memory_analysis()
+    assert mem.alias_size_in_bytes == sum(x.nbytes for x in jax.tree.leaves((params, state)))
+    assert mem.temp_size_in_bytes < params["a"].nbytes // 64, mem
+
+
 # --- hyperparameters as arrays ----------------------------------------------------------------------
 
 

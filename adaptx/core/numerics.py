@@ -41,9 +41,23 @@ def compute_dtype(*dtypes) -> jnp.dtype:
     """The dtype arithmetic is carried out in: at least float32, wider if an input is wider.
 
     bf16/f16 parameters and moments are upcast so that hyperparameters and corrections keep float32
-    precision; float64 inputs (under ``jax_enable_x64``) keep float64 throughout.
+    precision; float64 inputs (under ``jax_enable_x64``) keep float64 throughout. A complex dtype counts
+    as its real part: a complex state leaf is a packed pair of real values (:func:`cast_state`).
     """
-    return jnp.result_type(jnp.float32, *dtypes)
+    real = [jnp.finfo(d).dtype if jnp.issubdtype(d, jnp.complexfloating) else d for d in dtypes]
+    return jnp.result_type(jnp.float32, *real)
+
+
+def cast_state(x: Array, dtype) -> Array:
+    """``x`` in the real compute ``dtype``, or in its complex counterpart if ``x`` is complex.
+
+    Some accumulators pack two real arrays into one complex array (real and imaginary parts, see
+    :class:`adaptx.moments.LongTermAverage`) so that one kernel updates both in place; casting such a
+    leaf to a real dtype would drop its imaginary half.
+    """
+    if jnp.issubdtype(x.dtype, jnp.complexfloating):
+        return x.astype(jnp.result_type(dtype, jnp.complex64))
+    return x.astype(dtype)
 
 
 def as_float(x, dtype=jnp.float32) -> Array:

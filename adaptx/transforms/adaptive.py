@@ -142,7 +142,7 @@ def scale_by_moments(
             return per_dtype[dtype]
 
         def cast(tree, dtype):
-            return jax.tree.map(lambda x: x.astype(dtype), tree)
+            return jax.tree.map(lambda x: numerics.cast_state(x, dtype), tree)
 
         def recast(new, old):
             return jax.tree.map(lambda n, o: n.astype(o.dtype), new, old)
@@ -351,7 +351,8 @@ def scale_by_adax(
       amsgrad: AMSGrad max-tracking around AdaX's accumulator: ``False``, ``True``/``"raw"`` or
         ``"corrected"`` (see :func:`scale_by_adam`).
       compensated: keep the float32 rounding residual of the long-term average (default): within
-        1e-8 to 5e-8 of float64 instead of ~5e-5, for one more array of state (see
+        1e-8 to 5e-8 of float64 instead of ~5e-5, for one more float32 per parameter of state (the
+        average and its residual are stored as one complex64 array, updated by one kernel; see
         :class:`adaptx.moments.LongTermAverage`).
       mu_dtype, nu_dtype, shared_count: as in :func:`scale_by_adam`.
 
