@@ -7,6 +7,8 @@ Rows (seed-steps per second = settings x seeds x steps / seconds, compilation ex
     (``split`` the key, ``bernoulli(sub, 0.01)``), the way one writes it first;
   - ``adaptx.experiments``: :func:`adaptx.experiments.sweep` with ``adaptx.adam`` (geometric-gap
     sampling, chunked, logging 50 points);
+  - ``baseline, fold_in(key, t) + bernoulli``: the baseline with the draw keyed by (seed, step)
+    instead of a carried, split key;
   - ``baseline, words drawn ahead``: the baseline with one threefry word per step, drawn before the
     loop in one vectorised call (the cheapest straightforward form; its memory grows with the steps);
 * online problem, Adam, ``--settings`` learning rates (one seed each):
@@ -51,12 +53,19 @@ from adaptx.experiments import Online, Stochastic, sweep
 B1, B2, LR, P = 0.9, 0.99, 1e-2, 0.01
 
 
-def baseline_stochastic(seeds: int, steps: int, drawn_ahead: bool = False):
-    """optax adam, lax.scan over steps, vmap over seeds, split + bernoulli every step.
+def baseline_stochastic(seeds: int, steps: int, draw: str = "split"):
+    """optax adam, lax.scan over steps, vmap over seeds, one Bernoulli(p) draw per step.
 
-    ``drawn_ahead=True``: one 32-bit threefry word per step instead, all of a seed's words drawn before
-    the loop in one vectorised ``jax.random.bits`` call (memory grows with the steps) and compared with
-    p * 2^32 in the loop: the cheapest straightforward form, bounded by the generator's words/s."""
+    ``draw`` says how the step's draw is made:
+
+    * ``"split"``: split the carried key, ``bernoulli(sub, p)``: the way one writes it first;
+    * ``"fold_in"``: ``bernoulli(fold_in(key, t), p)``, counter-based (no key carried);
+    * ``"ahead"``: one 32-bit threefry word per step, all of a seed's words drawn before the loop in
+      one vectorised ``jax.random.bits`` call and compared with p * 2^32 in the loop: the cheapest
+      straightforward form, bounded by the generator's words/s, but its memory grows with the steps
+      (10M steps x 1024 seeds would need 41 GB of words)."""
+    if draw not in ("split", "fold_in", "ahead"):
+        raise ValueError(f"draw must be 'split', 'fold_in' or 'ahead', got {draw!r}")
     opt = optax.adam(LR, b1=B1, b2=B2)
     threshold = np.uint32(round(P * 2**32))
 
@@ -66,8 +75,10 @@ def baseline_stochastic(seeds: int, steps: int, drawn_ahead: bool = False):
 
         def body(carry, word):
             x, state, regret, key = carry
-            if drawn_ahead:
+            if draw == "ahead":
                 big = word < threshold
+            elif draw == "fold_in":
+                big = jax.random.bernoulli(jax.random.fold_in(key, word), P)
             else:
                 key, sub = jax.random.split(key)
                 big = jax.random.bernoulli(sub, P)
@@ -76,7 +87,12 @@ def baseline_stochastic(seeds: int, steps: int, drawn_ahead: bool = False):
             updates, state = opt.update(g, state, x)
             return (jnp.clip(x + updates, -1, 1), state, regret, key), None
 
-        words = jax.random.bits(key, (steps,), jnp.uint32) if drawn_ahead else None
+        if draw == "ahead":
+            words = jax.random.bits(key, (steps,), jnp.uint32)
+        elif draw == "fold_in":
+            words = jnp.arange(steps, dtype=jnp.uint32)  # the step number, folded into the key
+        else:
+            words = None
         init = (x, state, jnp.zeros(()), key)
         (x, _, regret, _), _ = jax.lax.scan(body, init, words, length=steps)
         return x, regret
@@ -174,8 +190,11 @@ def main(argv=None) -> int:
     cases = {
         "stochastic/baseline": (baseline_stochastic(S, args.baseline_steps), S * args.baseline_steps),
         "stochastic/adaptx": (ours_stochastic(S, args.steps), S * args.steps),
+        "stochastic/baseline, fold_in(key, t) + bernoulli": (
+            baseline_stochastic(S, args.baseline_steps, draw="fold_in"), S * args.baseline_steps,
+        ),
         "stochastic/baseline, words drawn ahead": (
-            baseline_stochastic(S, args.baseline_steps, drawn_ahead=True), S * args.baseline_steps,
+            baseline_stochastic(S, args.baseline_steps, draw="ahead"), S * args.baseline_steps,
         ),
         "online/baseline": (baseline_online(H, args.online_baseline_steps), H * args.online_baseline_steps),
         "online/adaptx": (ours_online(H, args.steps), H * args.steps),
