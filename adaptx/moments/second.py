@@ -202,9 +202,9 @@ class LongTermAverage(Accumulator):
     kernel reads each element's old pair and writes its new pair in place, and the average is computed
     once, in that kernel, so the residual is taken against exactly the value stored. The new pair goes
     through ``lax.optimization_barrier``: without it XLA:CPU recomputes it inside the parameter
-    update's kernel from the old pair, which it then has to copy again. The state is then 36 bytes
-    per float32 parameter with the parameter and gradient, against Adam's 28, and no temporary array.
-    :meth:`stored` reads the average back (``nu + residual``).
+    update's kernel from the old pair, which it then has to copy again. A float32 step then moves 36
+    bytes per parameter (θ, g, m and the pair read; θ, m and the pair written) against Adam's 28, with
+    no temporary array. :meth:`stored` reads the average back (``nu + residual``).
 
     Attributes:
       decay: AdaX's :math:`\beta_2 > 0` (default ``1e-4``); may be a traced array.
