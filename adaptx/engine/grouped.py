@@ -179,7 +179,8 @@ def _unstack(groups: Groups) -> Any:
     """The per-parameter tree of a :class:`Groups` (one slice per leaf and stacked array).
 
     A group's entry may itself be a small tree (an accumulator's per-parameter state such as
-    ``LongTermState``); each of its arrays is unstacked, and every parameter gets that tree back.
+    :class:`~adaptx.moments.MaxState`); each of its arrays is unstacked, and every parameter gets that
+    tree back.
     """
     leaves: list = [None] * groups.treedef.num_leaves
     for buf, s in zip(groups.buffers, groups.specs, strict=True):
