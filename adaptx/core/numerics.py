@@ -48,6 +48,15 @@ def compute_dtype(*dtypes) -> jnp.dtype:
     return jnp.result_type(jnp.float32, *real)
 
 
+def complex_of(dtype) -> jnp.dtype | None:
+    """The complex dtype whose real and imaginary parts are ``dtype``: complex64 for float32, complex128
+    for float64; ``None`` for a dtype without one (bf16, float16)."""
+    return {
+        jnp.dtype(jnp.float32): jnp.dtype(jnp.complex64),
+        jnp.dtype(jnp.float64): jnp.dtype(jnp.complex128),
+    }.get(jnp.dtype(dtype))
+
+
 def cast_state(x: Array, dtype) -> Array:
     """``x`` in the real compute ``dtype``, or in its complex counterpart if ``x`` is complex.
 
@@ -56,7 +65,7 @@ def cast_state(x: Array, dtype) -> Array:
     leaf to a real dtype would drop its imaginary half.
     """
     if jnp.issubdtype(x.dtype, jnp.complexfloating):
-        return x.astype(jnp.result_type(dtype, jnp.complex64))
+        return x.astype(complex_of(dtype))
     return x.astype(dtype)
 
 

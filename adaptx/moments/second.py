@@ -27,6 +27,7 @@ from typing import Any, NamedTuple
 import jax
 import jax.numpy as jnp
 
+from adaptx.core import numerics
 from adaptx.moments import constants
 
 Array = jax.Array
@@ -149,11 +150,6 @@ class LongTermState(NamedTuple):
     residual: Array
 
 
-def _packs(dtype) -> bool:
-    """Whether a compensated average in ``dtype`` is stored as one complex array (float32, float64)."""
-    return jnp.dtype(dtype) in (jnp.dtype(jnp.float32), jnp.dtype(jnp.float64))
-
-
 def _halves(state: Array | LongTermState) -> tuple[Array, Array]:
     """``(nu, residual)`` of a compensated state, packed (complex) or not."""
     if isinstance(state, LongTermState):
@@ -217,8 +213,9 @@ class LongTermAverage(Accumulator):
     def init(self, like: Array, dtype) -> Array | LongTermState:
         if not self.compensated:
             return jnp.zeros(like.shape, dtype)
-        if _packs(dtype):
-            return jnp.zeros(like.shape, jnp.result_type(dtype, jnp.complex64))
+        packed = numerics.complex_of(dtype)  # None in bf16/float16: no complex type has such parts
+        if packed is not None:
+            return jnp.zeros(like.shape, packed)
         return LongTermState(nu=jnp.zeros(like.shape, dtype), residual=jnp.zeros(like.shape, dtype))
 
     def scalars(self, t: Array, dtype) -> Scalars:
