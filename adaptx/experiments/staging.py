@@ -64,10 +64,11 @@ def _evaluate(eqns, env: dict, reciprocals: dict | None = None) -> None:
     divisions ``a / r`` run as ``a * (1 / r)``."""
     reciprocals = reciprocals or {}
     for eqn in eqns:
-        if _divisor(eqn) in reciprocals:
+        r = _divisor(eqn)
+        if r in reciprocals:
             a = eqn.invars[0]
             a = a.val if isinstance(a, Literal) else env[a]
-            env[eqn.outvars[0]] = lax.mul(a, env[reciprocals[_divisor(eqn)]])
+            env[eqn.outvars[0]] = lax.mul(a, env[reciprocals[r]])
             continue
         args = [v.val if isinstance(v, Literal) else env[v] for v in eqn.invars]
         bind = eqn.primitive.get_bind_params(eqn.params)
