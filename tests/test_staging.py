@@ -120,3 +120,55 @@ def test_an_optimizer_step_splits_its_moments_from_the_learning_rate():
     np.testing.assert_allclose(float(x), float(ref[0]), rtol=1e-6)
     assert int(count) == 1
     assert float(mu) == pytest.approx(float(ref[2])) and float(nu) == pytest.approx(float(ref[3]))
+
+
+def _known_step(t, m):
+    """The shared part of ``step`` above: the recurrence (t, m) and a bias-corrected value off it."""
+    t_next, m_next, _ = step(jnp.float32(0.0), t, jnp.float32(0.0), m)
+    corr = -jnp.expm1(t * jnp.log1p(-0.1))
+    return [t_next, m_next, m_next / corr, jnp.sqrt(jnp.abs(m_next)), jnp.float32(2.0)]
+
+
+def test_recurrence_then_vectorised_rest_reproduces_the_step():
+    """Advance the state step by step, keep each step's links, compute the rest for all steps in one
+    vmap: the outputs equal those of the step run in a loop."""
+    args = (jnp.int32(1), jnp.float32(0.0))
+    advance, rest = staging.recurrence(_known_step, args, carried=2)
+    t, m, kept, ref = jnp.int32(1), jnp.float32(0.0), [], []
+    ref_t, ref_m = t, m
+    for _ in range(9):
+        (t, m), links = jax.jit(advance)(t, m)
+        kept.append(links)
+        out = jax.jit(_known_step)(ref_t, ref_m)
+        ref_t, ref_m = out[0], out[1]
+        ref.append(out[2:])
+        assert int(t) == int(ref_t) and float(m) == float(ref_m)
+    stacked = tuple(jnp.stack(col) for col in zip(*kept, strict=True))
+    got = jax.jit(jax.vmap(rest))(stacked)
+    for j in range(3):
+        want = np.asarray([float(r[j]) for r in ref], np.float32)
+        np.testing.assert_allclose(np.asarray(got[j]), want, rtol=2e-7)  # vector vs scalar code
+
+
+def test_recurrence_keeps_only_the_state_chain_sequential():
+    """The links are the few values the rest reads (t and the new m here), not the step's
+    intermediates; the advance step has no transcendental left in it."""
+    args = (jnp.int32(1), jnp.float32(0.0))
+    advance, _ = staging.recurrence(_known_step, args, carried=2)
+    _, links = jax.eval_shape(advance, *args)
+    assert len(links) == 2
+    prims = {e.primitive.name for e in jax.make_jaxpr(advance)(*args).jaxpr.eqns}
+    assert not prims & {"expm1", "log1p", "sqrt", "div"}, prims
+
+
+def test_recurrence_with_everything_carried_has_an_empty_rest():
+    advance, rest = staging.recurrence(lambda t, m: [t + 1, m * 0.5], (jnp.int32(0), jnp.float32(3.0)), 2)
+    (t, m), links = advance(jnp.int32(0), jnp.float32(3.0))
+    assert (int(t), float(m), links, rest(links)) == (1, 1.5, (), [])
+
+
+def test_recurrence_passes_an_input_through_to_the_rest():
+    """An output that is an input of the step (no equation computes it) is a link too."""
+    advance, rest = staging.recurrence(lambda t, m: [t + 1, m], (jnp.int32(4), jnp.float32(3.0)), 1)
+    (t,), links = advance(jnp.int32(4), jnp.float32(3.0))
+    assert int(t) == 5 and [float(v) for v in rest(links)] == [3.0]

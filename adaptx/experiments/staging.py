@@ -11,7 +11,9 @@ launch costs more than the arithmetic of a scalar, so a step is dominated by lau
 
 * the *known* part: every operation whose inputs do not depend on the inputs marked as varying. It can
   run ahead for a whole block of steps as a loop over scalars (XLA compiles a loop that small into one
-  kernel), recording the values the other part needs (the *residuals*) per step;
+  kernel), recording the values the other part needs (the *residuals*) per step; :func:`recurrence`
+  cuts it once more, so that the loop computes only its state's recurrence and the rest runs
+  afterwards for the whole block as vector code;
 * the *varying* part: every other operation, which then reads the residuals instead of recomputing them.
 
 Both parts perform the operations of the original function on the same values, in the same order for
@@ -190,3 +192,72 @@ def split(
         return [read(env, outvars[i]) for i in rest]
 
     return known_fn, varying_fn
+
+
+def recurrence(
+    fn: Callable[..., Sequence[Any]], example_args: Sequence[Any], carried: int
+) -> tuple[Callable, Callable]:
+    """Split a step ``fn(*state) -> [*new_state, *rest]`` into its recurrence and what hangs off it.
+
+    The first ``carried`` outputs of ``fn`` are the next state; computing them for step after step is
+    inherently sequential. The other outputs are often most of the work (for Adam's shared part: two
+    bias corrections through ``expm1``, square roots, divisions) and depend on the step's values without
+    feeding the next step, so a block of steps can compute them all at once, as one vectorised call over
+    the block, instead of as scalar operations inside the sequential loop.
+
+    Args:
+      fn: the step, traced once with ``example_args``; returns a flat sequence of arrays.
+      example_args: one example per argument (arrays or shape-dtype structs).
+      carried: how many leading outputs are the recurrence's state.
+
+    Returns:
+      ``advance(*args) -> (new_state, links)``: the equations the state needs (the backward slice of the
+      first ``carried`` outputs) and the values the rest reads from this step (the *links*); and
+      ``rest(links) -> outputs``: the other outputs of ``fn`` from the links, free of any recurrence,
+      so ``jax.vmap(rest)`` computes them for many steps at once. Each output is computed by the same
+      operations on the same values as in ``fn``.
+
+    Example:
+      >>> import jax.numpy as jnp
+      >>> from adaptx.experiments.staging import recurrence
+      >>> f = lambda t, m: [t + 1, 0.9 * m + 1.0, jnp.sqrt(m) / (t + 1)]
+      >>> advance, rest = recurrence(f, (1.0, 4.0), carried=2)
+      >>> state, links = advance(1.0, 4.0)
+      >>> [float(s) for s in state], [float(r) for r in rest(links)]
+      ([2.0, 4.599999904632568], [1.0])
+    """
+    closed = jax.make_jaxpr(fn)(*example_args)
+    jaxpr = closed.jaxpr
+    outvars = list(jaxpr.outvars)
+    needed = {v for v in outvars[:carried] if not isinstance(v, Literal)}
+    chain = [False] * len(jaxpr.eqns)
+    for i in reversed(range(len(jaxpr.eqns))):
+        eqn = jaxpr.eqns[i]
+        if any(v in needed for v in eqn.outvars):
+            chain[i] = True
+            needed.update(v for v in eqn.invars if not isinstance(v, Literal))
+    advance_eqns = [e for e, c in zip(jaxpr.eqns, chain, strict=True) if c]
+    rest_eqns = [e for e, c in zip(jaxpr.eqns, chain, strict=True) if not c]
+    produced = {v for e in rest_eqns for v in e.outvars} | set(jaxpr.constvars)
+    links, seen = [], set()
+    for v in [v for e in rest_eqns for v in e.invars] + outvars[carried:]:
+        if not isinstance(v, Literal) and v not in produced and v not in seen:
+            seen.add(v)
+            links.append(v)
+
+    def read(env, v):
+        return v.val if isinstance(v, Literal) else env[v]
+
+    def advance_fn(*args):
+        env = dict(zip(jaxpr.constvars, closed.consts, strict=True))
+        env.update(zip(jaxpr.invars, args, strict=True))
+        _evaluate(advance_eqns, env)
+        return [read(env, v) for v in outvars[:carried]], tuple(env[v] for v in links)
+
+    def rest_fn(values):
+        env = dict(zip(jaxpr.constvars, closed.consts, strict=True))
+        env.update(zip(links, values, strict=True))
+        _evaluate(rest_eqns, env)
+        return [read(env, v) for v in outvars[carried:]]
+
+    return advance_fn, rest_fn
