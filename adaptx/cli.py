@@ -99,6 +99,9 @@ def _reddi_parser(sub) -> argparse.ArgumentParser:
     p.add_argument("--log-points", type=_positive_int, default=200, help="logged steps per run")
     p.add_argument("--spacing", choices=["log", "linear"], default="log", help="spacing of logged steps")
     p.add_argument("--chunk", type=_positive_int, default=8192, help="steps per compiled call")
+    p.add_argument("--devices", type=_positive_int, default=1,
+                   help="split the runs over this many devices; with only a CPU, the CPU is split into "
+                   "that many jax devices, one core each (default 1)")
     p.add_argument("--out", default="reddi-results", help="output folder")
     p.add_argument("--format", choices=["csv", "json", "both"], default="both", help="result files")
     p.add_argument("--no-plot", action="store_true", help="do not write the PNG figure")
@@ -143,8 +146,23 @@ class _Progress:
 def _reddi(args: argparse.Namespace) -> int:
     import numpy as np
 
-    from adaptx.experiments import Online, Stochastic, product_grid, report, sweep, theorem1, theorem1_betas
+    from adaptx.experiments import (
+        Online,
+        Stochastic,
+        product_grid,
+        report,
+        run_devices,
+        sweep,
+        theorem1,
+        theorem1_betas,
+    )
     from adaptx.experiments.optimizers import DISPLAY, factory
+
+    try:
+        devices = run_devices(args.devices) if args.devices > 1 else None
+    except ValueError as err:
+        print(f"adaptx reddi: --devices {args.devices}: {err}", file=sys.stderr)
+        return 2
 
     problems = {
         "online": Online(),
@@ -184,6 +202,7 @@ def _reddi(args: argparse.Namespace) -> int:
                 log_points=args.log_points,
                 spacing=args.spacing,
                 chunk=args.chunk,
+                devices=devices,
                 label=label,
                 progress=_Progress(f"{setting} {label}", args.quiet),
             )

@@ -15,7 +15,10 @@ Rows (seed-steps per second = settings x seeds x steps / seconds, compilation ex
   - ``baseline``: optax's adam in ``lax.scan`` + ``vmap`` over the learning rates;
   - ``adaptx.experiments``: :func:`sweep` with a learning-rate grid;
   - ``baseline without regret``: the baseline returning only x (less work than a sweep, for scale);
-* ``torch loop``: the common reference, ``torch.optim.Adam`` stepped in a Python loop, one seed.
+* ``torch loop``: the common reference, ``torch.optim.Adam`` stepped in a Python loop, one seed;
+* with ``--devices N`` (default 2), the two adaptx rows again with the runs split over N devices
+  (:func:`adaptx.experiments.run_devices`: on a CPU, XLA presents the CPU as N devices, set before jax
+  starts; every other row runs on the first device, as without the flag).
 
 The adaptx rows run ``--steps`` (1M) steps, the baselines fewer (their rate does not depend on the
 number of steps; the stochastic one is slow): a sweep's fixed cost per logged point (one compiled call
@@ -48,7 +51,7 @@ except ImportError:  # pragma: no cover
     import common  # type: ignore[no-redef]
 
 import adaptx
-from adaptx.experiments import Online, Stochastic, sweep
+from adaptx.experiments import Online, Stochastic, run_devices, sweep
 
 B1, B2, LR, P = 0.9, 0.99, 1e-2, 0.01
 
@@ -128,15 +131,15 @@ def baseline_online(settings: int, steps: int, regret: bool = True):
     return lambda: jax.block_until_ready(fn(lrs))
 
 
-def ours_stochastic(seeds: int, steps: int):
+def ours_stochastic(seeds: int, steps: int, devices=None):
     opt = adaptx.adam(LR, b1=B1, b2=B2)
-    return lambda: sweep(opt, Stochastic(P), steps=steps, seeds=seeds, log_points=50)
+    return lambda: sweep(opt, Stochastic(P), steps=steps, seeds=seeds, log_points=50, devices=devices)
 
 
-def ours_online(settings: int, steps: int):
+def ours_online(settings: int, steps: int, devices=None):
     make = lambda learning_rate: adaptx.adam(learning_rate, b1=B1, b2=B2)  # noqa: E731
     grid = {"learning_rate": np.geomspace(1e-4, 1e-1, settings)}
-    return lambda: sweep(make, Online(), steps=steps, grid=grid, log_points=50)
+    return lambda: sweep(make, Online(), steps=steps, grid=grid, log_points=50, devices=devices)
 
 
 def torch_loop(steps: int):
@@ -178,6 +181,8 @@ def main(argv=None) -> int:
         help="then time one whole stochastic Adam sweep of this many steps over --seeds seeds, as "
         "`adaptx reddi` runs it (200 logged points); 0 skips it",
     )
+    parser.add_argument("--devices", type=int, default=2,
+                        help="also time the adaptx rows split over this many devices (1: not)")
     parser.add_argument("--quick", action="store_true", help="tiny sizes, to check the script runs")
     parser.add_argument("--json", default="benchmarks/results/reddi.json", help="where to write results")
     args = parser.parse_args(argv)
@@ -186,6 +191,8 @@ def main(argv=None) -> int:
         args.baseline_steps, args.online_baseline_steps = 2_000, 20_000
         args.torch_steps, args.repeats, args.full_steps = 500, 2, 0
 
+    # before any computation: on a CPU, jax can split the CPU into devices only before it starts
+    devices = run_devices(args.devices) if args.devices > 1 else None
     S, H = args.seeds, args.settings
     cases = {
         "stochastic/baseline": (baseline_stochastic(S, args.baseline_steps), S * args.baseline_steps),
@@ -203,6 +210,10 @@ def main(argv=None) -> int:
         ),
         "stochastic/torch loop (1 seed)": (torch_loop(args.torch_steps), args.torch_steps),
     }
+    if devices:
+        n = len(devices)
+        cases[f"stochastic/adaptx, {n} devices"] = (ours_stochastic(S, args.steps, devices), S * args.steps)
+        cases[f"online/adaptx, {n} devices"] = (ours_online(H, args.steps, devices), H * args.steps)
     print(f"timing {len(cases)} cases, {args.repeats} interleaved repeats ...", file=sys.stderr)
     times = common.interleaved({k: fn for k, (fn, _) in cases.items()}, repeats=args.repeats)
     rows = []
@@ -237,6 +248,17 @@ def main(argv=None) -> int:
                 "x_T_mean": float(res.final_x().mean())}
         print(f"\nstochastic Adam, {args.full_steps:,} steps x {S} seeds, one sweep (200 logged points, "
               f"compiled piece reused from above): {full['seconds']:.1f} s")
+        if devices:
+            t = time.perf_counter()
+            split = sweep(adaptx.adam(LR, b1=B1, b2=B2), Stochastic(P), steps=args.full_steps, seeds=S,
+                          devices=devices)
+            full["seconds_on_devices"] = time.perf_counter() - t
+            full["devices"] = len(devices)
+            full["same_numbers_on_devices"] = bool(
+                np.array_equal(split.x, res.x) and np.array_equal(split.avg_regret, res.avg_regret)
+            )
+            print(f"the same sweep on {len(devices)} devices: {full['seconds_on_devices']:.1f} s "
+                  f"(same numbers: {full['same_numbers_on_devices']})")
     payload = {
         "benchmark": "reddi",
         "when": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import csv
 import json
+import os
 import subprocess
 import sys
 
+import jax
 import pytest
 
 from adaptx.cli import main
@@ -118,3 +120,23 @@ def test_console_entry_point_runs_as_a_program():
     bad = subprocess.run([sys.executable, "-m", "adaptx.cli", "reddi", "--seeds", "-3"],
                          capture_output=True, text=True, timeout=120)
     assert bad.returncode == 2 and "positive integer" in bad.stderr
+
+
+def test_reddi_on_two_devices(tmp_path, capsys):
+    """--devices 2 in a fresh process splits the CPU into two devices and writes the same curves as one
+    device; in a process where jax has started, a CPU cannot be split any more: a clear error, exit 2."""
+    args = ["reddi", "--setting", "stochastic", "--optimizers", "adam", "--steps", "2000", "--seeds", "3",
+            "--log-points", "10", "--format", "csv", "--no-plot", "--quiet"]
+    assert main([*args, "--out", str(tmp_path / "one")]) == 0
+    two = [*args, "--devices", "2", "--out", str(tmp_path / "two")]
+    code = f"from adaptx.cli import main; raise SystemExit(main({two!r}))"
+    env = {k: v for k, v in os.environ.items() if k != "XLA_FLAGS"}
+    res = subprocess.run([sys.executable, "-c", code], env={**env, "JAX_PLATFORMS": "cpu"},
+                         capture_output=True, text=True, timeout=240)
+    assert res.returncode == 0, res.stderr[-3000:]
+    assert (tmp_path / "two" / "curves.csv").read_text() == (tmp_path / "one" / "curves.csv").read_text()
+    capsys.readouterr()
+    jax.devices()  # started
+    assert main([*args, "--devices", "64", "--out", str(tmp_path / "x")]) == 2
+    err = capsys.readouterr().err
+    assert "--devices 64" in err and "available" in err

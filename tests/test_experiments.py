@@ -8,6 +8,10 @@ qualitative outcomes. Step counts are modest so the file runs in well under a mi
 from __future__ import annotations
 
 import math
+import os
+import subprocess
+import sys
+import textwrap
 
 import jax
 import jax.numpy as jnp
@@ -23,6 +27,7 @@ from adaptx.experiments import (
     optimizers,
     product_grid,
     run,
+    run_devices,
     sampling,
     sweep,
     theorem1,
@@ -402,6 +407,91 @@ def test_window_batch_size_does_not_change_the_big_steps(monkeypatch):
     np.testing.assert_array_equal(np.asarray(small_state.drawn), np.asarray(state.drawn))
     for s in (0, 9):
         np.testing.assert_array_equal(np.flatnonzero(small[:, s]) + 1, sampling.big_steps(s, steps, p))
+
+
+# ------------------------------------------------------------------------------------ devices
+
+SPLIT = textwrap.dedent(
+    """
+    import numpy as np, jax, adaptx
+    from adaptx.experiments import Online, Stochastic, sweep
+    assert jax.device_count() == 4
+    lr_b2 = {"learning_rate": [1e-2, 1e-3], "b2": [0.99, 0.999]}
+    one = jax.devices()[2:3]  # one device, not the default one
+    cases = [  # (optimizer or factory, problem, keyword arguments, device sets)
+        # per-seed moments shared by the settings (AdaX's complex state); 70 seeds pad to 64 a device
+        (lambda learning_rate: adaptx.adax(learning_rate), Stochastic(),
+         dict(seeds=70, grid={"learning_rate": [1e-2, 3e-3]}), [4]),
+        # per-seed moments per setting
+        (lambda learning_rate, b2: adaptx.adam(learning_rate, b2=b2), Stochastic(),
+         dict(seeds=9, grid=lr_b2), [2, one]),
+        # online: the settings are split; AMSGrad's moments are per setting in a grid over b2
+        (lambda learning_rate, b2: adaptx.amsgrad(learning_rate, b2=b2), Online(),
+         dict(grid={"learning_rate": np.geomspace(1e-3, 1e-1, 35).repeat(2), "b2": [0.99, 0.9] * 35}),
+         [4, one]),
+    ]
+    for opt, problem, kw, device_sets in cases:
+        ref = sweep(opt, problem, steps=2000, log_points=20, chunk=700, **kw)
+        for devices in device_sets:
+            got = sweep(opt, problem, steps=2000, log_points=20, chunk=700, devices=devices, **kw)
+            assert np.array_equal(ref.x, got.x), (problem, devices)
+            assert np.array_equal(ref.avg_regret, got.avg_regret), (problem, devices)
+    print("OK")
+    """
+)
+
+
+def _run_python(code: str, **env: str | None) -> subprocess.CompletedProcess:
+    """``python -c code`` in a fresh process on the CPU, with ``env`` set (``None``: unset)."""
+    full = {**os.environ, "JAX_PLATFORMS": "cpu", **env}
+    full = {k: v for k, v in full.items() if v is not None}
+    return subprocess.run([sys.executable, "-c", code], env=full, capture_output=True, text=True, timeout=240)
+
+
+def test_runs_split_over_devices_give_the_same_bits():
+    """A sweep split over 2 or 4 (simulated) devices, or run on another device than the default one,
+    gives the numbers of the one-device sweep to the bit: seeds sharing their moments across settings,
+    seeds with moments per setting, and online settings with moments per setting."""
+    res = _run_python(SPLIT, XLA_FLAGS="--xla_force_host_platform_device_count=4")
+    assert res.returncode == 0, res.stderr[-3000:]
+    assert res.stdout.strip().endswith("OK")
+
+
+def test_run_devices_splits_the_cpu_before_jax_starts():
+    code = textwrap.dedent(
+        """
+        import jax
+        from adaptx.experiments import run_devices
+        devices = run_devices(3)
+        assert [d.platform for d in devices] == ["cpu"] * 3, devices
+        try:
+            run_devices(5)  # jax has started with 3 devices now
+        except ValueError as err:
+            assert "3 available" in str(err) and "already started" in str(err), err
+        else:
+            raise AssertionError("no error")
+        print("OK")
+        """
+    )
+    res = _run_python(code, XLA_FLAGS=None)
+    assert res.returncode == 0, res.stderr[-3000:]
+    assert res.stdout.strip().endswith("OK")
+
+
+def test_invalid_devices():
+    jax.devices()  # jax has started: run_devices can no longer split the CPU
+    opt = adaptx.adam(LR)
+    for bad in (0, -1, len(jax.devices()) + 1):
+        with pytest.raises(ValueError, match="devices must be between 1"):
+            sweep(opt, Online(), steps=10, devices=bad)
+    for bad in ("cpu", [jax.devices()[0], jax.devices()[0]], [], [1, 2]):
+        with pytest.raises(ValueError, match="devices must be"):
+            sweep(opt, Online(), steps=10, devices=bad)
+    for bad in (0, 1.5, True):
+        with pytest.raises(ValueError, match="n must be a positive int"):
+            run_devices(bad)
+    with pytest.raises(ValueError, match="available"):
+        run_devices(len(jax.devices()) + 1)
 
 
 # ------------------------------------------------------------------------------------- errors

@@ -3,7 +3,8 @@
 * :mod:`~adaptx.experiments.problems`: the online (period 101, and Theorem 1's period 3) and stochastic
   (p = 0.01) linear problems on [-1, 1].
 * :func:`sweep` / :func:`run`: optimizers x hyperparameters x seeds as one compiled program, chunked so
-  that 10M steps are routine; :class:`Result` holds x_t and R_t/t at logged steps.
+  that 10M steps are routine, split over several devices if asked (:func:`run_devices`);
+  :class:`Result` holds x_t and R_t/t at logged steps.
 * :mod:`~adaptx.experiments.sampling`: the exact Bernoulli(p) big steps, drawn as geometric gaps.
 * :mod:`~adaptx.experiments.optimizers`: Adam, AMSGrad, AdaX by name; :mod:`~adaptx.experiments.report`:
   tables, CSV/JSON and the Figure-1-style plot used by ``adaptx reddi``.
@@ -18,7 +19,7 @@ Example:
 
 from adaptx.experiments import optimizers, problems, sampling
 from adaptx.experiments.problems import X_STAR, Online, Stochastic, theorem1, theorem1_betas
-from adaptx.experiments.sweep import Result, log_times, product_grid, run, sweep
+from adaptx.experiments.sweep import Result, log_times, product_grid, run, run_devices, sweep
 
 __all__ = [
     "X_STAR",
@@ -30,6 +31,7 @@ __all__ = [
     "problems",
     "product_grid",
     "run",
+    "run_devices",
     "sampling",
     "sweep",
     "theorem1",

@@ -55,6 +55,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import os
 import time
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, NamedTuple
@@ -321,8 +322,9 @@ _PROGRAMS: dict = {}
 _STAGE = 64
 
 
-def _program(problem, make_optimizer, dtype, grid, x, chunk):
-    """The initial optimizer states and the compiled piece ``(carry, grid, keys, t0, n) -> carry``.
+def _program(problem, make_optimizer, dtype, grid, x, chunk, devices=None):
+    """The initial optimizer states, the compiled piece ``(carry, grid, keys, t0, n) -> carry`` and the
+    shardings of its arguments (``None`` on one device; see :func:`_split_runs`).
 
     Settings are a ``vmap`` over the optimizer's construction. A plain ``vmap`` returns every output
     with a settings axis, but in a grid over the learning rate alone (the usual case) the moments do not
@@ -338,11 +340,11 @@ def _program(problem, make_optimizer, dtype, grid, x, chunk):
     def init(hyper, x):
         return make_optimizer(**hyper).init(x)
 
-    key = (problem, make_optimizer, dtype, tuple(names), x.shape, chunk)
+    key = (problem, make_optimizer, dtype, tuple(names), x.shape, chunk, devices)
     if key in _PROGRAMS:
-        init_axes, state_axes, piece = _PROGRAMS[key]
+        init_axes, state_axes, piece, shardings = _PROGRAMS[key]
         opt_state = jax.vmap(init, in_axes=(0, 0), out_axes=init_axes, axis_size=num)(grid, x)
-        return _broadcast(opt_state, init_axes, state_axes, num), piece
+        return _broadcast(opt_state, init_axes, state_axes, num), piece, shardings
     first_axes = axes = _mapped(init, (0, 0), (grid, x), num)
     opt_state = jax.vmap(init, in_axes=(0, 0), out_axes=axes, axis_size=num)(grid, x)
     treedef = jax.tree.structure(opt_state)
@@ -362,9 +364,80 @@ def _program(problem, make_optimizer, dtype, grid, x, chunk):
         axes = joined
     if len(_PROGRAMS) > 64:
         _PROGRAMS.clear()
-    piece = _staged_piece(problem, step, hyper, x, opt_state, axes, chunk)
-    _PROGRAMS[key] = (first_axes, axes, jax.jit(piece))
-    return opt_state, _PROGRAMS[key][2]
+    if devices is None:
+        piece, shardings = _staged_piece(problem, step, hyper, x, opt_state, axes, chunk), None
+    else:
+        piece, shardings = _split_runs(problem, step, grid, x, opt_state, axes, chunk, devices)
+    _PROGRAMS[key] = (first_axes, axes, jax.jit(piece), shardings)
+    return opt_state, _PROGRAMS[key][2], shardings
+
+
+_RUNS = "runs"  # the mesh axis the runs are split over
+
+
+def _split_runs(problem, step, grid, x, opt_state, state_axes, chunk, devices):
+    """The piece for runs split evenly over ``devices``, and the shardings of its arguments.
+
+    The runs of a sweep are independent, so each device takes a contiguous block of the batch axis (the
+    seeds of the stochastic problem, the settings of the online one) and runs :func:`_staged_piece`,
+    built for its block's shapes, under ``jax.shard_map``: no communication, except that a device's
+    big-step window loops until its own seeds are done (extra rounds change nothing: see
+    :func:`adaptx.experiments.sampling.window`). The block of each device is a multiple of ``_LANES``
+    (see :func:`sweep`), so a run goes through the same vector code as on one device: the same bits.
+    """
+    mesh = jax.sharding.Mesh(np.asarray(devices), (_RUNS,))
+    P = jax.sharding.PartitionSpec
+    ndev = len(devices)
+    if problem.stochastic:  # [settings, seeds]: split the seeds; a state leaf per seed ends in them
+        run_axis, per_run = 1, x.shape[1:]
+    else:  # [settings]: split the settings; every leaf mapped over the settings is per run
+        run_axis, per_run = 0, None
+
+    def axis_of(leaf, mapped):
+        """The axis of ``leaf`` (a state leaf, mapped over the settings or not) that runs along the
+        batch, or ``None``."""
+        if per_run is None:
+            return 0 if mapped else None
+        rest = leaf.shape[1:] if mapped else leaf.shape
+        return int(mapped) if rest == per_run else None
+
+    def spec(axis):
+        return P() if axis is None else P(*[None] * axis, _RUNS)
+
+    def local(leaf, axis):
+        if axis is None:
+            return jax.ShapeDtypeStruct(leaf.shape, leaf.dtype)
+        shape = list(leaf.shape)
+        shape[axis] //= ndev
+        return jax.ShapeDtypeStruct(tuple(shape), leaf.dtype)
+
+    leaves, treedef = jax.tree.flatten(opt_state)
+    mapped = [a == 0 for a in treedef.flatten_up_to(state_axes)]
+    leaf_axes = [axis_of(leaf, m) for leaf, m in zip(leaves, mapped, strict=True)]
+    state_spec = jax.tree.unflatten(treedef, [spec(a) for a in leaf_axes])
+    state_local = jax.tree.unflatten(
+        treedef, [local(leaf, a) for leaf, a in zip(leaves, leaf_axes, strict=True)]
+    )
+    names = sorted(grid)
+    grid_axis = None if problem.stochastic else 0
+    hyper_local = [local(grid[k], grid_axis) for k in names]
+    x_spec = spec(run_axis)
+    sampler_spec = sampling.SamplerState(P(_RUNS), P(_RUNS)) if problem.stochastic else None
+    carry_spec = Carry(x_spec, state_spec, x_spec, x_spec, x_spec, sampler_spec)
+    grid_spec = {k: spec(grid_axis) for k in names}
+    keys_spec = P(_RUNS) if problem.stochastic else P()
+    piece = _staged_piece(problem, step, hyper_local, local(x, run_axis), state_local, state_axes, chunk)
+    split = jax.shard_map(
+        piece,
+        mesh=mesh,
+        in_specs=(carry_spec, grid_spec, keys_spec, P(), P()),
+        out_specs=carry_spec,
+        check_vma=False,
+    )
+    named = lambda tree: jax.tree.map(  # noqa: E731
+        lambda sp: jax.sharding.NamedSharding(mesh, sp), tree, is_leaf=lambda z: isinstance(z, P)
+    )
+    return split, (named(carry_spec), named(grid_spec), named(keys_spec))
 
 
 def _staged_piece(problem, step, hyper, x, opt_state, state_axes, chunk, unroll=None):
@@ -542,6 +615,7 @@ def sweep(
     label: str = "",
     progress: Callable[[int, int], None] | None = None,
     dtype: Any = jnp.float32,
+    devices: Sequence[Any] | int | None = None,
 ) -> Result:
     r"""Run ``make_optimizer(**setting)`` on ``problem`` for every hyperparameter setting and seed.
 
@@ -569,6 +643,10 @@ def sweep(
       progress: called as ``progress(steps_done, steps)`` after every piece (the call waits for the
         device, so it slows tiny pieces down a little).
       dtype: floating dtype of the iterates.
+      devices: the devices to split the runs over (the seeds of the stochastic problem, the settings
+        of the online one; each device runs its share as its own program, with no communication), or
+        their number n for the first n of ``jax.devices()``. ``None``: jax's default device. The
+        numbers are the same bits on any number of devices.
 
     Returns:
       a :class:`Result`.
@@ -597,24 +675,30 @@ def sweep(
     if not isinstance(chunk, (int, np.integer)) or chunk < 1:
         raise ValueError(f"chunk must be a positive int, got {chunk!r}")
     ts = log_times(steps, log_points, spacing)
+    devices = _as_devices(devices)
 
-    # The batch axis is padded with copies to a multiple of _LANES, so that every run goes through the
-    # vector code of a program of the same layout ("Same numbers everywhere" in the module docstring).
+    # The batch axis is padded with copies to a multiple of _LANES (per device), so that every run goes
+    # through the vector code of a program of the same layout ("Same numbers everywhere" above).
+    lanes = _LANES * (len(devices) if devices else 1)
     if problem.stochastic:  # [settings, seeds]
         grid_np_run = grid_np
-        run_seeds = _pad(seeds_np, _round_up(seeds_np.size, _LANES))
+        run_seeds = _pad(seeds_np, _round_up(seeds_np.size, lanes))
         shape = (num_settings, run_seeds.size)
     else:  # deterministic: one run per setting stands for every seed; [settings] arrays
-        padded = _round_up(num_settings, _LANES)
+        padded = _round_up(num_settings, lanes)
         grid_np_run = {k: _pad(v, padded) for k, v in grid_np.items()}
         run_seeds, shape = seeds_np[:1], (padded,)
     grid_j = {k: jnp.asarray(v, dtype) for k, v in grid_np_run.items()}
     x = jnp.full(shape, x0, dtype)
     seed_keys = sampling.keys(run_seeds)
-    opt_state, piece = _program(problem, make_optimizer, jnp.dtype(dtype), grid_j, x, chunk)
+    opt_state, piece, shardings = _program(
+        problem, make_optimizer, jnp.dtype(dtype), grid_j, x, chunk, devices
+    )
     zeros = jnp.zeros_like(x)
     sampler = sampling.init(seed_keys, problem.p) if problem.stochastic else None
     carry = Carry(x, opt_state, zeros, zeros, zeros, sampler)
+    if shardings is not None:
+        carry, grid_j, seed_keys = jax.device_put((carry, grid_j, seed_keys), shardings)
 
     cuts = np.union1d(ts, np.arange(chunk, steps, chunk, dtype=np.int64))
     logged = set(ts.tolist())
@@ -646,6 +730,69 @@ def sweep(
         label=label,
         seconds=time.perf_counter() - start,
     )
+
+
+def _as_devices(devices) -> tuple | None:
+    """``sweep``'s ``devices`` as a tuple of two or more devices, or ``None`` for jax's default one."""
+    if devices is None:
+        return None
+    available = jax.devices()
+    if isinstance(devices, (int, np.integer)) and not isinstance(devices, bool):
+        if not 1 <= devices <= len(available):
+            raise ValueError(f"devices must be between 1 and {len(available)} (jax.devices()), got {devices}")
+        devices = available[:devices]
+    try:
+        devices = tuple(devices)
+    except TypeError:
+        raise ValueError(
+            f"devices must be an int, a sequence of jax devices or None, got {devices!r}"
+        ) from None
+    if not devices or not all(isinstance(d, jax.Device) for d in devices) or len(set(devices)) < len(devices):
+        raise ValueError(f"devices must be distinct jax devices, got {devices!r}")
+    if len(devices) == 1:
+        return None if devices[0] == jax.devices()[0] else devices
+    return devices
+
+
+_HOST_DEVICES = "--xla_force_host_platform_device_count"
+
+
+def run_devices(n: int) -> list:
+    """``n`` jax devices to split a sweep's runs over (:func:`sweep`'s ``devices``).
+
+    jax shows a CPU as one device whatever its number of cores, and a sweep on one device runs on one
+    core. XLA can present the CPU as several devices (the flag ``--xla_force_host_platform_device_count``
+    in ``XLA_FLAGS``), but reads the flag only when jax starts its backends, at the first computation.
+    So if jax has not started yet and ``XLA_FLAGS`` does not set that flag, this adds it with ``n``; an
+    accelerator's devices are not affected (on a machine with GPUs, ``jax.devices()`` lists the GPUs).
+    Then it returns the first ``n`` of ``jax.devices()``.
+
+    Raises:
+      ValueError: if ``n`` is not a positive int, or fewer than ``n`` devices are available (for a CPU,
+        because jax started before the call: call this first thing, or set ``XLA_FLAGS`` yourself).
+
+    Example:
+      >>> from adaptx.experiments import run_devices
+      >>> devices = run_devices(1)  # doctest: +SKIP
+      >>> len(devices)  # doctest: +SKIP
+      1
+    """
+    if not isinstance(n, (int, np.integer)) or isinstance(n, bool) or n < 1:
+        raise ValueError(f"n must be a positive int, got {n!r}")
+    flags = os.environ.get("XLA_FLAGS", "")
+    try:
+        from jax._src import xla_bridge
+
+        started = xla_bridge.backends_are_initialized()
+    except (ImportError, AttributeError):  # pragma: no cover - a jax without the private helper
+        started = True
+    if n > 1 and not started and _HOST_DEVICES not in flags:
+        os.environ["XLA_FLAGS"] = f"{flags} {_HOST_DEVICES}={int(n)}".strip()
+    available = jax.devices()
+    if len(available) < n:
+        why = " (jax had already started, so the CPU could not be split)" if started else ""
+        raise ValueError(f"{n} devices asked for, {len(available)} available{why}")
+    return list(available[:n])
 
 
 def run(optimizer: optax.GradientTransformation, problem: Any, **kwargs) -> Result:
