@@ -68,11 +68,9 @@ def _evaluate(eqns, env: dict, reciprocals: dict | None = None) -> None:
     for eqn in eqns:
         r = _divisor(eqn)
         if r in reciprocals:
-            a = eqn.invars[0]
-            a = a.val if isinstance(a, Literal) else env[a]
-            env[eqn.outvars[0]] = lax.mul(a, env[reciprocals[r]])
+            env[eqn.outvars[0]] = lax.mul(_read(env, eqn.invars[0]), env[reciprocals[r]])
             continue
-        args = [v.val if isinstance(v, Literal) else env[v] for v in eqn.invars]
+        args = [_read(env, v) for v in eqn.invars]
         bind = eqn.primitive.get_bind_params(eqn.params)
         # older jax versions return (sub-functions, params), newer ones the params alone
         subfuns, params = bind if isinstance(bind, tuple) else ((), bind)
@@ -81,6 +79,11 @@ def _evaluate(eqns, env: dict, reciprocals: dict | None = None) -> None:
             outs = [outs]
         for v, o in zip(eqn.outvars, outs, strict=True):
             env[v] = o
+
+
+def _read(env: dict, v):
+    """The value of the jaxpr atom ``v``: a literal's own value, a variable's from ``env``."""
+    return v.val if isinstance(v, Literal) else env[v]
 
 
 def _divisor(eqn):
@@ -173,23 +176,20 @@ def split(
     known_in = [v for v, flag in zip(jaxpr.invars, varying, strict=True) if not flag]
     varying_in = [v for v, flag in zip(jaxpr.invars, varying, strict=True) if flag]
 
-    def read(env, v):
-        return v.val if isinstance(v, Literal) else env[v]
-
     def known_fn(*args):
         env = dict(zip(jaxpr.constvars, closed.consts, strict=True))
         env.update(zip(known_in, args, strict=True))
         _evaluate(known_eqns, env)
         for r in reciprocals.values():
             env[r] = lax.div(lax.full_like(env[r.of], 1), env[r.of])
-        return [read(env, outvars[i]) for i in known_outputs], tuple(env[v] for v in residuals)
+        return [_read(env, outvars[i]) for i in known_outputs], tuple(env[v] for v in residuals)
 
     def varying_fn(args, res):
         env = dict(zip(jaxpr.constvars, closed.consts, strict=True))
         env.update(zip(varying_in, args, strict=True))
         env.update(zip(residuals, res, strict=True))
         _evaluate(varying_eqns, env, reciprocals)
-        return [read(env, outvars[i]) for i in rest]
+        return [_read(env, outvars[i]) for i in rest]
 
     return known_fn, varying_fn
 
@@ -245,19 +245,16 @@ def recurrence(
             seen.add(v)
             links.append(v)
 
-    def read(env, v):
-        return v.val if isinstance(v, Literal) else env[v]
-
     def advance_fn(*args):
         env = dict(zip(jaxpr.constvars, closed.consts, strict=True))
         env.update(zip(jaxpr.invars, args, strict=True))
         _evaluate(advance_eqns, env)
-        return [read(env, v) for v in outvars[:carried]], tuple(env[v] for v in links)
+        return [_read(env, v) for v in outvars[:carried]], tuple(env[v] for v in links)
 
     def rest_fn(values):
         env = dict(zip(jaxpr.constvars, closed.consts, strict=True))
         env.update(zip(links, values, strict=True))
         _evaluate(rest_eqns, env)
-        return [read(env, v) for v in outvars[carried:]]
+        return [_read(env, v) for v in outvars[carried:]]
 
     return advance_fn, rest_fn
