@@ -101,7 +101,7 @@ def _reddi_parser(sub) -> argparse.ArgumentParser:
     p.add_argument("--chunk", type=_positive_int, default=8192, help="steps per compiled call")
     p.add_argument("--devices", type=_positive_int, default=1,
                    help="split the runs over this many devices; with only a CPU, the CPU is split into "
-                   "that many jax devices, one core each (default 1)")
+                   "that many jax devices, so that the runs use that many cores (default 1)")
     p.add_argument("--out", default="reddi-results", help="output folder")
     p.add_argument("--format", choices=["csv", "json", "both"], default="both", help="result files")
     p.add_argument("--no-plot", action="store_true", help="do not write the PNG figure")

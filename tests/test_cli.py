@@ -125,7 +125,7 @@ def test_console_entry_point_runs_as_a_program():
 def test_reddi_on_two_devices(tmp_path, capsys):
     """--devices 2 in a fresh process splits the CPU into two devices and writes the same curves as one
     device; in a process where jax has started, a CPU cannot be split any more: a clear error, exit 2."""
-    args = ["reddi", "--setting", "stochastic", "--optimizers", "adam", "--steps", "2000", "--seeds", "3",
+    args = ["reddi", "--setting", "online", "--optimizers", "adam", "--lr", "1e-2,1e-3", "--steps", "2000",
             "--log-points", "10", "--format", "csv", "--no-plot", "--quiet"]
     assert main([*args, "--out", str(tmp_path / "one")]) == 0
     two = [*args, "--devices", "2", "--out", str(tmp_path / "two")]

@@ -414,17 +414,24 @@ def test_window_batch_size_does_not_change_the_big_steps(monkeypatch):
 SPLIT = textwrap.dedent(
     """
     import numpy as np, jax, adaptx
-    from adaptx.experiments import Online, Stochastic, sweep
-    assert jax.device_count() == 4
+    from adaptx.experiments import Online, Stochastic, run_devices, sweep
+    four = run_devices(4)  # jax has not started: splits the CPU into 4 devices
+    assert [d.platform for d in four] == ["cpu"] * 4 and jax.device_count() == 4
+    try:
+        run_devices(5)  # jax has started with 4 devices now
+    except ValueError as err:
+        assert "4 available" in str(err) and "already started" in str(err), err
+    else:
+        raise AssertionError("no error")
     lr_b2 = {"learning_rate": [1e-2, 1e-3], "b2": [0.99, 0.999]}
     one = jax.devices()[2:3]  # one device, not the default one
     cases = [  # (optimizer or factory, problem, keyword arguments, device sets)
         # per-seed moments shared by the settings (AdaX's complex state); 70 seeds pad to 64 a device
         (lambda learning_rate: adaptx.adax(learning_rate), Stochastic(),
-         dict(seeds=70, grid={"learning_rate": [1e-2, 3e-3]}), [4]),
+         dict(seeds=70, grid={"learning_rate": [1e-2, 3e-3]}), [four]),
         # per-seed moments per setting
         (lambda learning_rate, b2: adaptx.adam(learning_rate, b2=b2), Stochastic(),
-         dict(seeds=9, grid=lr_b2), [2, one]),
+         dict(seeds=9, grid=lr_b2), [2]),
         # online: the settings are split; AMSGrad's moments are per setting in a grid over b2
         (lambda learning_rate, b2: adaptx.amsgrad(learning_rate, b2=b2), Online(),
          dict(grid={"learning_rate": np.geomspace(1e-3, 1e-1, 35).repeat(2), "b2": [0.99, 0.9] * 35}),
@@ -449,31 +456,11 @@ def _run_python(code: str, **env: str | None) -> subprocess.CompletedProcess:
 
 
 def test_runs_split_over_devices_give_the_same_bits():
-    """A sweep split over 2 or 4 (simulated) devices, or run on another device than the default one,
+    """In a fresh process, run_devices(4) splits the CPU into 4 devices (and says why it cannot once jax
+    has started). A sweep split over 2 or 4 of them, or run on another device than the default one,
     gives the numbers of the one-device sweep to the bit: seeds sharing their moments across settings,
     seeds with moments per setting, and online settings with moments per setting."""
-    res = _run_python(SPLIT, XLA_FLAGS="--xla_force_host_platform_device_count=4")
-    assert res.returncode == 0, res.stderr[-3000:]
-    assert res.stdout.strip().endswith("OK")
-
-
-def test_run_devices_splits_the_cpu_before_jax_starts():
-    code = textwrap.dedent(
-        """
-        import jax
-        from adaptx.experiments import run_devices
-        devices = run_devices(3)
-        assert [d.platform for d in devices] == ["cpu"] * 3, devices
-        try:
-            run_devices(5)  # jax has started with 3 devices now
-        except ValueError as err:
-            assert "3 available" in str(err) and "already started" in str(err), err
-        else:
-            raise AssertionError("no error")
-        print("OK")
-        """
-    )
-    res = _run_python(code, XLA_FLAGS=None)
+    res = _run_python(SPLIT, XLA_FLAGS=None)
     assert res.returncode == 0, res.stderr[-3000:]
     assert res.stdout.strip().endswith("OK")
 

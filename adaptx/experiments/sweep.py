@@ -733,7 +733,7 @@ def sweep(
 
 
 def _as_devices(devices) -> tuple | None:
-    """``sweep``'s ``devices`` as a tuple of two or more devices, or ``None`` for jax's default one."""
+    """``sweep``'s ``devices`` as a tuple of devices, or ``None`` for jax's default device alone."""
     if devices is None:
         return None
     available = jax.devices()
