@@ -452,19 +452,19 @@ def _staged_piece(problem, step, hyper, x, opt_state, state_axes, chunk, unroll=
     :func:`_program` found unmapped over the settings and that the split finds computed from t and
     from themselves alone (it reports any other; that leaf then moves to the per-setting part).
 
-    A stage of k <= _STAGE steps runs the shared part for its k steps first: the recurrence of its
-    state (:func:`adaptx.experiments.staging.recurrence`: the counter, a grid's shared moments) as a loop
-    over scalars that XLA compiles into one kernel, storing the values the rest of the shared part reads,
+    A stage of k <= _STAGE steps runs the shared part for its k steps first: the recurrence of its state
+    (:func:`adaptx.experiments.staging.recurrence`: the counter, a grid's shared moments) as a loop over
+    scalars that XLA compiles into one kernel, storing the values the rest of the shared part reads,
     then that rest (bias corrections through ``expm1``, square roots, reciprocals) for all the stage's
-    steps in one vectorised call, which gives the residuals of every step (the same bits as computing
-    them inside the loop, and 3-8% faster sweeps, interleaved); then the per-setting part for the
-    k steps, a loop whose iteration is a few vector kernels over the settings and seeds (it reads the
-    stochastic problem's big steps from the window's bit mask). Without the scalars, the iteration is
-    fewer kernels (a hand-written Adam loop over 1024 seeds ran 1.8x faster with its bias corrections
-    read from a buffer). When the per-setting part carries no optimizer state, the loop takes two steps
-    per iteration (``unroll``, chosen below unless given). A stage ends at every multiple of _STAGE
-    (absolute step numbers) and there the block's regret is added to the Kahan sum, so the numbers do
-    not depend on how the run is cut.
+    steps in one vectorised call, which gives the residuals of every step (on XLA:CPU the same bits as
+    computing them inside the loop gave, and 3-8% faster sweeps, interleaved); then the per-setting part
+    for the k steps, a loop whose iteration is a few vector kernels over the settings and seeds (it
+    reads the stochastic problem's big steps from the window's bit mask). Without the scalars, the
+    iteration is fewer kernels (a hand-written Adam loop over 1024 seeds ran 1.8x faster with its bias
+    corrections read from a buffer). When the per-setting part carries no optimizer state, the loop
+    takes two steps per iteration (``unroll``, chosen below unless given). A stage ends at every
+    multiple of _STAGE (absolute step numbers) and there the block's regret is added to the Kahan sum,
+    so the numbers do not depend on how the run is cut.
     """
     num, nh = x.shape[0], len(hyper)
     leaves, treedef = jax.tree.flatten(opt_state)
