@@ -27,6 +27,9 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import os
+import subprocess
+import sys
 from collections.abc import Callable
 from typing import Any
 
@@ -291,3 +294,13 @@ class Outcomes:
         assert_close(got_u, exp_u, self.rtol, f"{name} updates [{self.dtype}]")
         assert_close(got_p, exp_p, self.rtol, f"{name} params [{self.dtype}]")
         return rel_error(got_u, exp_u)
+
+
+def run_python(code: str, timeout: float = 240, **env: str | None) -> subprocess.CompletedProcess:
+    """``python -c code`` in a fresh process on the CPU, with ``env`` set (``None``: unset). For what
+    must happen before jax starts in a process (the number of simulated devices)."""
+    full = {**os.environ, "JAX_PLATFORMS": "cpu", **env}
+    full = {k: v for k, v in full.items() if v is not None}
+    return subprocess.run(
+        [sys.executable, "-c", code], env=full, capture_output=True, text=True, timeout=timeout
+    )

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import csv
 import json
-import os
 import subprocess
 import sys
 
 import jax
 import pytest
+from harness import run_python
 
 from adaptx.cli import main
 
@@ -130,9 +130,7 @@ def test_reddi_on_two_devices(tmp_path, capsys):
     assert main([*args, "--out", str(tmp_path / "one")]) == 0
     two = [*args, "--devices", "2", "--out", str(tmp_path / "two")]
     code = f"from adaptx.cli import main; raise SystemExit(main({two!r}))"
-    env = {k: v for k, v in os.environ.items() if k != "XLA_FLAGS"}
-    res = subprocess.run([sys.executable, "-c", code], env={**env, "JAX_PLATFORMS": "cpu"},
-                         capture_output=True, text=True, timeout=240)
+    res = run_python(code, XLA_FLAGS=None)
     assert res.returncode == 0, res.stderr[-3000:]
     assert (tmp_path / "two" / "curves.csv").read_text() == (tmp_path / "one" / "curves.csv").read_text()
     capsys.readouterr()

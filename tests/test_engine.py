@@ -8,9 +8,6 @@ sharded parameters (in a subprocess: the device count must be set before jax sta
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 import textwrap
 
 import jax
@@ -18,6 +15,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 import pytest
+from harness import run_python
 
 import adaptx
 from adaptx import engine
@@ -383,9 +381,6 @@ SHARDED = textwrap.dedent(
 
 
 def test_sharded_parameters_on_8_simulated_devices():
-    env = dict(os.environ, XLA_FLAGS="--xla_force_host_platform_device_count=8", JAX_PLATFORMS="cpu")
-    res = subprocess.run(
-        [sys.executable, "-c", SHARDED], env=env, capture_output=True, text=True, timeout=120
-    )
+    res = run_python(SHARDED, timeout=120, XLA_FLAGS="--xla_force_host_platform_device_count=8")
     assert res.returncode == 0, res.stderr[-3000:]
     assert res.stdout.strip().endswith("OK")

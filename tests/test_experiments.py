@@ -8,9 +8,6 @@ qualitative outcomes. Step counts are modest so the file runs in well under a mi
 from __future__ import annotations
 
 import math
-import os
-import subprocess
-import sys
 import textwrap
 
 import jax
@@ -18,6 +15,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 import pytest
+from harness import run_python
 
 import adaptx
 from adaptx.experiments import (
@@ -448,19 +446,12 @@ SPLIT = textwrap.dedent(
 )
 
 
-def _run_python(code: str, **env: str | None) -> subprocess.CompletedProcess:
-    """``python -c code`` in a fresh process on the CPU, with ``env`` set (``None``: unset)."""
-    full = {**os.environ, "JAX_PLATFORMS": "cpu", **env}
-    full = {k: v for k, v in full.items() if v is not None}
-    return subprocess.run([sys.executable, "-c", code], env=full, capture_output=True, text=True, timeout=240)
-
-
 def test_runs_split_over_devices_give_the_same_bits():
     """In a fresh process, run_devices(4) splits the CPU into 4 devices (and says why it cannot once jax
     has started). A sweep split over 2 or 4 of them, or run on another device than the default one,
     gives the numbers of the one-device sweep to the bit: seeds sharing their moments across settings,
     seeds with moments per setting, and online settings with moments per setting."""
-    res = _run_python(SPLIT, XLA_FLAGS=None)
+    res = run_python(SPLIT, XLA_FLAGS=None)
     assert res.returncode == 0, res.stderr[-3000:]
     assert res.stdout.strip().endswith("OK")
 
