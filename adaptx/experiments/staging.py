@@ -81,6 +81,16 @@ def _evaluate(eqns, env: dict, reciprocals: dict | None = None) -> None:
             env[v] = o
 
 
+def _run(closed, eqns, bindings, reciprocals: dict | None = None) -> dict:
+    """Evaluate ``eqns`` of the closed jaxpr ``closed`` with its constants and the ``(variables,
+    values)`` pairs of ``bindings`` bound; returns the variable values."""
+    env = dict(zip(closed.jaxpr.constvars, closed.consts, strict=True))
+    for variables, values in bindings:
+        env.update(zip(variables, values, strict=True))
+    _evaluate(eqns, env, reciprocals)
+    return env
+
+
 def _read(env: dict, v):
     """The value of the jaxpr atom ``v``: a literal's own value, a variable's from ``env``."""
     return v.val if isinstance(v, Literal) else env[v]
@@ -177,18 +187,13 @@ def split(
     varying_in = [v for v, flag in zip(jaxpr.invars, varying, strict=True) if flag]
 
     def known_fn(*args):
-        env = dict(zip(jaxpr.constvars, closed.consts, strict=True))
-        env.update(zip(known_in, args, strict=True))
-        _evaluate(known_eqns, env)
+        env = _run(closed, known_eqns, [(known_in, args)])
         for r in reciprocals.values():
             env[r] = lax.div(lax.full_like(env[r.of], 1), env[r.of])
         return [_read(env, outvars[i]) for i in known_outputs], tuple(env[v] for v in residuals)
 
     def varying_fn(args, res):
-        env = dict(zip(jaxpr.constvars, closed.consts, strict=True))
-        env.update(zip(varying_in, args, strict=True))
-        env.update(zip(residuals, res, strict=True))
-        _evaluate(varying_eqns, env, reciprocals)
+        env = _run(closed, varying_eqns, [(varying_in, args), (residuals, res)], reciprocals)
         return [_read(env, outvars[i]) for i in rest]
 
     return known_fn, varying_fn
@@ -246,15 +251,11 @@ def recurrence(
             links.append(v)
 
     def advance_fn(*args):
-        env = dict(zip(jaxpr.constvars, closed.consts, strict=True))
-        env.update(zip(jaxpr.invars, args, strict=True))
-        _evaluate(advance_eqns, env)
+        env = _run(closed, advance_eqns, [(jaxpr.invars, args)])
         return [_read(env, v) for v in outvars[:carried]], tuple(env[v] for v in links)
 
     def rest_fn(values):
-        env = dict(zip(jaxpr.constvars, closed.consts, strict=True))
-        env.update(zip(links, values, strict=True))
-        _evaluate(rest_eqns, env)
+        env = _run(closed, rest_eqns, [(links, values)])
         return [_read(env, v) for v in outvars[carried:]]
 
     return advance_fn, rest_fn

@@ -750,7 +750,7 @@ def _as_devices(devices) -> tuple | None:
     if not devices or not all(isinstance(d, jax.Device) for d in devices) or len(set(devices)) < len(devices):
         raise ValueError(f"devices must be distinct jax devices, got {devices!r}")
     if len(devices) == 1:
-        return None if devices[0] == jax.devices()[0] else devices
+        return None if devices[0] == available[0] else devices
     return devices
 
 
