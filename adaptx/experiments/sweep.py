@@ -27,20 +27,22 @@ numbers, and the random big steps of a seed are a pure function of the seed (see
 Speed. Part of every step depends on t alone: the step counter and the bias corrections computed from
 it, the online problem's gradient, and in a learning-rate grid on the online problem the optimizer's
 moments too. A piece is cut in two by :mod:`adaptx.experiments.staging`: that shared part runs ahead a
-stage of 64 steps (its state's recurrence as a loop over scalars, what hangs off it, such as the bias
-corrections, as vector code over the 64 steps), then the settings and seeds take those 64 steps reading
+stage of 256 steps (its state's recurrence as a loop over scalars, what hangs off it, such as the bias
+corrections, as vector code over the 256 steps), then the settings and seeds take those steps reading
 its values (see :func:`_staged_piece`), one step per loop iteration (two when the settings carry no
-optimizer state of their own).
+optimizer state of their own). On a CPU the piece is compiled with XLA's region-based copy insertion
+(``_CPU_OPTIONS``), which drops a copy of the iterates from every loop iteration.
 
 Regret accuracy. :math:`R_t` grows like :math:`t` and reaches ~1e8 in a 10M-step run, where one
 float32 ulp is 8 while the increments are ~20. It is accumulated with Kahan's compensated summation (a
 running correction term carries the low-order bits lost by each addition), which keeps the float32 sum
 within a few ulp of the exact one whatever the number of steps. Both pieces add the regret of each
-block of 64 steps (aligned on multiples of 64) in plain float32 first, then add the block's sum to the
-Kahan sum (three vector kernels per block instead of per step: 1.2x the stochastic sweep's speed).
-A float32 sum of 64 terms is off by at most 63 roundings of its own size (about 1e-2 for the paper's
-problem, whose block sums are ~3e3), and these errors do not grow with the magnitude of :math:`R_t`
-the way a plain running sum's do (tests: 2M steps of either problem within 1e-6 of the exact sum).
+block of 256 steps (one stage, aligned on multiples of 256) in plain float32 first, then add the block's
+sum to the Kahan sum (three vector kernels per block instead of per step: 1.2x the stochastic sweep's
+speed). A float32 sum of 256 terms is off by at most 255 roundings of its own size (at most ~0.25 for
+the paper's problem, whose block sums are ~1e4; the rounding errors mostly cancel), and these errors do
+not grow with the magnitude of :math:`R_t` the way a plain running sum's do (tests: 2M steps of either
+problem within 1e-6 of the exact sum; measured 2e-9 online and 2e-8 stochastic).
 
 Same numbers everywhere. XLA:CPU lets LLVM contract a multiply and an add into a fused multiply-add,
 and its vector loops and their scalar remainders need not contract the same pairs, so without care a
@@ -318,8 +320,10 @@ def _join(a, b):
 
 _PROGRAMS: dict = {}
 # The regret block of both pieces (see `_in_blocks`), and how far the shared part of a step runs ahead
-# of the settings (see `_staged_piece`).
-_STAGE = 64
+# of the settings (see `_staged_piece`). Each stage costs a few dozen kernel launches outside its loops;
+# 256 steps spread them thinner than 64 did (online sweep 1.15x faster at 1024 settings, stochastic
+# 1.04x, interleaved) and keep the stage's buffers a few KiB.
+_STAGE = 256
 
 
 def _program(problem, make_optimizer, dtype, grid, x, chunk, devices=None):
@@ -368,9 +372,30 @@ def _program(problem, make_optimizer, dtype, grid, x, chunk, devices=None):
         piece, shardings = _staged_piece(problem, step, hyper, x, opt_state, axes, chunk), None
     else:
         piece, shardings = _split_runs(problem, step, grid, x, opt_state, axes, chunk, devices)
-    _PROGRAMS[key] = (first_axes, axes, jax.jit(piece), shardings)
+    platform = devices[0].platform if devices else jax.default_backend()
+    options = _cpu_options() if platform == "cpu" else None
+    compiled = jax.jit(piece, compiler_options=options) if options else jax.jit(piece)
+    _PROGRAMS[key] = (first_axes, axes, compiled, shardings)
     return opt_state, _PROGRAMS[key][2], shardings
 
+
+# XLA:CPU options for the compiled piece (a per-program setting; other programs are not affected). The
+# loop over the settings reads the old iterates for the regret and overwrites them with the new ones in
+# place; XLA's default copy insertion cannot tell which comes first and copies the iterates in every
+# iteration, the region-based analysis sees the order and drops the copy (online sweep 1.27x faster at
+# 1024 settings, interleaved, with the same bits). Accelerators get XLA's defaults.
+_CPU_OPTIONS = {"xla_cpu_copy_insertion_use_region_analysis": True}
+
+
+@functools.cache
+def _cpu_options() -> dict | None:
+    """``_CPU_OPTIONS`` if this jax and XLA accept them (checked once on a tiny program), else ``None``:
+    an XLA that has renamed or dropped the option compiles the piece with its defaults instead."""
+    try:
+        jax.jit(lambda a: a + 1, compiler_options=_CPU_OPTIONS).lower(np.float32(0)).compile()
+    except Exception:  # an unknown option (XLA) or keyword (an older jax.jit)
+        return None
+    return _CPU_OPTIONS
 
 _RUNS = "runs"  # the mesh axis the runs are split over
 
@@ -498,10 +523,11 @@ def _staged_piece(problem, step, hyper, x, opt_state, state_axes, chunk, unroll=
     _, links = jax.eval_shape(advance, t, *shared_examples)
     rest_axes = [a for a, k in zip(axes, known, strict=True) if not k]
     # Two steps per loop iteration when the per-setting part carries no optimizer state (a learning-rate
-    # grid on the online problem: x and the regret alone): XLA fuses the two steps into the same 5
-    # kernels as one (a compiled piece ran 1.2x faster, interleaved, with the same bits). With state
-    # per setting or seed, two steps made 10-11 kernels against 6-7, past XLA:CPU's 8-kernel limit for
-    # sequential execution, and ran 2.7x slower.
+    # grid on the online problem: x and the regret alone): XLA fuses the two steps into the same 3
+    # kernels as one (a compiled piece ran 1.2x faster, interleaved, with the same bits; 4 steps per
+    # iteration ran 9% slower, 8 steps 2x slower, once XLA split their big regret kernel over threads).
+    # With state per setting or seed, two steps made 10-11 kernels against 6-7, past XLA:CPU's 8-kernel
+    # limit for sequential execution, and ran 2.6x slower.
     if unroll is None:
         unroll = 1 if rest_axes else 2
     if num == 1:  # one setting: its arrays lose the settings axis for the loop (see `piece`)
