@@ -8,6 +8,7 @@ qualitative outcomes. Step counts are modest so the file runs in well under a mi
 from __future__ import annotations
 
 import math
+import sys
 import textwrap
 
 import jax
@@ -303,6 +304,34 @@ def test_chunking_invariance(problem):
     dense = run(ADAM, problem, chunk=97, **{**kw, "log_points": 100, "spacing": "linear"})
     common = np.isin(dense.t, ref.t)
     np.testing.assert_array_equal(dense.x[..., common], ref.x[..., np.isin(ref.t, dense.t)])
+
+
+def test_cpu_compile_options_keep_the_numbers(monkeypatch):
+    """On a CPU the sweep's program is compiled with XLA's region-based copy insertion, an option that
+    only drops copies: the same bits as XLA's defaults for an online grid (two steps per loop iteration)
+    and the stochastic problem. An option the installed XLA rejects falls back to the defaults."""
+    module = sys.modules["adaptx.experiments.sweep"]
+    check = module._cpu_options
+    if jax.default_backend() == "cpu":
+        assert check() == module._CPU_OPTIONS  # this jax accepts it, so the sweeps here use it
+    make = lambda learning_rate: adaptx.adam(learning_rate, B1, B2)  # noqa: E731
+    cases = [
+        lambda: sweep(make, Online(), grid={"learning_rate": [1e-2, 1e-3]}, steps=1_500, log_points=8),
+        lambda: run(ADAM, Stochastic(), steps=1_500, seeds=[0, 1], log_points=8),
+    ]
+    with_options = [case() for case in cases]
+    monkeypatch.setattr(module, "_PROGRAMS", {})
+    monkeypatch.setattr(module, "_cpu_options", lambda: None)
+    for case, ref in zip(cases, with_options, strict=True):
+        res = case()
+        np.testing.assert_array_equal(res.x, ref.x)
+        np.testing.assert_array_equal(res.avg_regret, ref.avg_regret)
+    monkeypatch.setattr(module, "_CPU_OPTIONS", {"xla_cpu_no_such_option": True})
+    check.cache_clear()
+    try:
+        assert check() is None
+    finally:
+        check.cache_clear()  # the next call checks the real options again
 
 
 def test_reproducible_and_seeds_differ():
