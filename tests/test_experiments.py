@@ -364,6 +364,48 @@ def test_gap_inversion_is_exact():
     np.testing.assert_allclose(t[k], np.floor((1 - p) ** k * 2.0**64 - 0.5), rtol=1e-12, atol=2)
 
 
+@pytest.mark.parametrize("p", [0.5, 0.01, 1e-4])
+def test_gap_guess_matches_the_table_at_every_threshold(p):
+    """The one-threshold inversion equals the bisection for random words and for the words at, just
+    below and just above every threshold T_k (the ties of the high halves, read only when some word
+    of the batch has one, included), at a large, the usual and a small p."""
+    hi, lo = sampling.thresholds(p)
+    t = [(int(h) << 32) | int(w) for h, w in zip(hi, lo, strict=True)]
+    ks = np.unique(np.linspace(0, len(t) - 1, 3000).astype(int))
+    edge = sorted({min(max(t[k] + d, 0), 2**64 - 1) for k in ks for d in (-1, 0, 1)})
+    rng = np.random.default_rng(1)
+    rand = [int(a) << 32 | int(b) for a, b in rng.integers(0, 2**32, (5000, 2), dtype=np.uint64)]
+    words = np.array(edge + rand + [0, 1, 2**64 - 1], dtype=np.uint64)
+    w1 = jnp.asarray((words >> np.uint64(32)).astype(np.uint32))
+    w2 = jnp.asarray((words & np.uint64(0xFFFFFFFF)).astype(np.uint32))
+    want = np.asarray(sampling._gap_from_table(w1, w2, hi, lo))
+    np.testing.assert_array_equal(np.asarray(sampling._gap_from_guess(w1, w2, hi, lo, p)), want)
+    # the random words alone (no tie among them: the branch without the low halves)
+    n = len(rand)
+    got = sampling._gap_from_guess(w1[len(edge) : len(edge) + n], w2[len(edge) : len(edge) + n], hi, lo, p)
+    np.testing.assert_array_equal(np.asarray(got), want[len(edge) : len(edge) + n])
+
+
+def test_threefry_is_jax_threefry():
+    """The hash written out is Threefry-2x32-20: Random123's published test vectors, and the words of
+    ``jax.random.fold_in(key, i)`` for random keys and counters up to 2^31 - 1."""
+    vectors = [  # key, counter, hash
+        ((0, 0), (0, 0), (0x6B200159, 0x99BA4EFE)),
+        ((0xFFFFFFFF, 0xFFFFFFFF), (0xFFFFFFFF, 0xFFFFFFFF), (0x1CB996FC, 0xBB002BE7)),
+        ((0x13198A2E, 0x03707344), (0x243F6A88, 0x85A308D3), (0xC4923A9C, 0x483DF7A0)),
+    ]
+    for key, counter, want in vectors:
+        got = sampling.threefry2x32(*np.uint32(key), *np.uint32(counter))
+        assert [int(w) for w in got] == list(want)
+    keys = sampling.keys(np.arange(0, 2**32 - 1, 2**32 // 40))
+    counters = jnp.asarray([0, 1, 2, 1000, 123_456_789, 2**31 - 1], jnp.int32)
+    got = jax.vmap(lambda k: sampling.words(k, counters))(keys)
+    fold = jax.vmap(lambda k: jax.vmap(lambda i: jax.random.key_data(jax.random.fold_in(k, i)))(counters))
+    want = fold(keys)
+    np.testing.assert_array_equal(np.asarray(got[0]), np.asarray(want[..., 0]))
+    np.testing.assert_array_equal(np.asarray(got[1]), np.asarray(want[..., 1]))
+
+
 def test_exponential_fallback_matches_float64():
     """The float32 fallback for tiny p: E = -log U with full relative precision in the tail."""
     rng = np.random.default_rng(0)

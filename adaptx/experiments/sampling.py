@@ -31,10 +31,12 @@ uniform on a grid of 2^-23 with p and so draws with probability 0.010000109 (rel
 For tiny p, whose table would exceed 2^20 entries (p < 4e-5), the gap falls back to float32 inversion,
 :math:`K = 1 + \lfloor -\log U / -\log(1-p) \rfloor`, exact up to float32 rounding of the quotient.
 
-Reproducibility. The i-th gap of a seed is a pure function of the seed and i (``fold_in(key, i)``, a
-counter-based generator), so the big steps of a seed do not depend on how the run is cut into windows
-(chunking invariance), on which other seeds run beside it (a sweep equals the per-seed runs), or on the
-hyperparameters (every grid point sees the same gradients for a given seed: common random numbers).
+Reproducibility. The i-th gap of a seed is a pure function of the seed and i: the two output words of
+one threefry2x32 hash of the counter i under the seed's key (:func:`threefry2x32`, the same bits as
+``jax.random.fold_in(key, i)``), a counter-based generator. So the big steps of a seed do not depend on
+how the run is cut into windows (chunking invariance), on which other seeds run beside it (a sweep equals
+the per-seed runs), or on the hyperparameters (every grid point sees the same gradients for a given
+seed: common random numbers).
 
 The simulation asks for the big steps of a window of steps at a time (:func:`window`) as a bit mask;
 drawing it costs a little more than the largest number of big steps of a seed in the window, per seed
@@ -119,24 +121,33 @@ def _gap_from_table(w1: Array, w2: Array, hi: np.ndarray, lo: np.ndarray) -> Arr
 
 
 def _gap_from_guess(w1: Array, w2: Array, hi: np.ndarray, lo: np.ndarray, p: float) -> Array:
-    """The same ``max{k : (w1, w2) <= T_k}``, faster: the float32 guess ``k = floor(-log U / -log(1-p))``
-    is off by at most one (its error is below 1e-3 for every k of the table), so comparing w with the
-    two thresholds :math:`T_k, T_{k+1}` (integers) decides between k - 1, k and k + 1. Equal to
-    :func:`_gap_from_table` for every word (tested)."""
+    r"""The same ``max{k : (w1, w2) <= T_k}``, faster: one threshold read per word instead of a bisection.
+
+    The float32 quotient :math:`x' = -\log U / -\log(1-p)` is within 2.4e-4 of its exact value x for
+    p = 0.01 and within 0.05 for p = 5e-5, near the smallest p with a table (measured over random and
+    deep-tail words; it grows like 1/p); the answer is :math:`\lfloor x \rfloor`
+    (up to the integer ties the table settles). With :math:`k = \lfloor x' - \tfrac12 \rfloor`, x lies in
+    :math:`(k, k + 2)`, so the answer is k + 1 if :math:`w \le T_{k+1}` and k otherwise: one comparison
+    with one threshold. (Guessing :math:`\lfloor x' \rfloor` leaves three candidates and needs two
+    thresholds: their table reads were most of the inversion's time.) A threshold is two 32-bit halves;
+    the low halves matter only where ``w1`` equals the high half, which a random word does with
+    probability 2^-32, so they are read only when some word of the batch does. Equal to
+    :func:`_gap_from_table` for every word (tested, ties included).
+    """
     zero = np.zeros(1, np.uint32)
-    nxt_hi, nxt_lo = np.concatenate([hi[1:], zero]), np.concatenate([lo[1:], zero])
-    table = jnp.asarray(np.stack([hi, nxt_hi, lo, nxt_lo], axis=1).astype(np.uint32))
+    next_hi = jnp.asarray(np.concatenate([hi[1:], zero]))  # T_{k+1}; past the table: guarded below
+    next_lo = jnp.asarray(np.concatenate([lo[1:], zero]))
     last = hi.size - 1
-    # E = -log U from U = (w1 + (w2 + 1/2) / 2^32) / 2^32: absolute error ~1e-5 at most, far less than
-    # one step of E / λ (λ = 0.01 for p = 0.01), which is all the guess needs.
+    # E = -log U from U = (w1 + (w2 + 1/2) / 2^32) / 2^32: absolute error ~1e-5 at most, a small part of
+    # one step of E / λ (λ = 0.01 for p = 0.01), and of the half step the guess may be off by.
     u_hi = w1.astype(jnp.float32) + (w2.astype(jnp.float32) + 0.5) * jnp.float32(2.0**-32)
     e = jnp.float32(32 * _LN2) - jnp.log(u_hi)
-    k = jnp.clip(jnp.floor(e / jnp.float32(-math.log1p(-p))), 0, last).astype(jnp.int32)
-    row = table[k]  # T_k and T_{k+1} (T past the table reads as 0 and is guarded below)
-    le_k = (w1 < row[..., 0]) | ((w1 == row[..., 0]) & (w2 <= row[..., 2]))
-    le_next = (w1 < row[..., 1]) | ((w1 == row[..., 1]) & (w2 <= row[..., 3]))
-    le_next = le_next & (k < last)
-    return jnp.where(le_k, jnp.where(le_next, k + 1, k), k - 1)
+    k = jnp.floor(e / jnp.float32(-math.log1p(-p)) - jnp.float32(0.5))
+    k = jnp.clip(k, 0, last).astype(jnp.int32)
+    h = next_hi[k]
+    below, tie = w1 < h, w1 == h
+    le = jax.lax.cond(jnp.any(tie), lambda: below | (tie & (w2 <= next_lo[k])), lambda: below)
+    return jnp.where(le & (k < last), k + 1, k)
 
 
 def exponential_from_bits(w1: Array, w2: Array) -> Array:
@@ -161,16 +172,56 @@ def exponential_from_bits(w1: Array, w2: Array) -> Array:
     return (z + 1) * jnp.float32(_LN2) - jnp.log(2 * m)
 
 
+_ROTATIONS = ((13, 15, 26, 6), (17, 29, 16, 24))  # of the two words' rounds, in groups of four
+_PARITY = 0x1BD11BDA  # the key schedule's constant
+
+
+def threefry2x32(k0: Array, k1: Array, x0: Array, x1: Array) -> tuple[Array, Array]:
+    r"""The Threefry-2x32 hash with 20 rounds (Salmon et al., SC 2011), elementwise on uint32 arrays.
+
+    The key :math:`(k_0, k_1)` is extended by :math:`k_2 = k_0 \oplus k_1 \oplus \text{0x1BD11BDA}`;
+    the counter :math:`(x_0, x_1)` starts as :math:`(x_0 + k_0, x_1 + k_1)` and goes through five groups
+    of four rounds :math:`x_0 \mathrel{+}= x_1,\ x_1 = \text{rotl}(x_1, r) \oplus x_0` (rotations
+    13, 15, 26, 6 and 17, 29, 16, 24 alternately); after group i = 0, ..., 4,
+    :math:`k_{(i+1) \bmod 3}` is added to :math:`x_0` and :math:`k_{(i+2) \bmod 3} + i + 1` to
+    :math:`x_1`. All arithmetic is modulo 2^32. These are the bits of ``jax.random``'s threefry
+    (tested, with Random123's published test vectors too), written out so that :func:`window` can hash
+    a whole batch in one kernel per output word: jax's CPU lowering runs the groups as a loop that
+    copies its state in every iteration.
+
+    Example:
+      >>> import numpy as np
+      >>> from adaptx.experiments.sampling import threefry2x32
+      >>> [hex(int(w)) for w in threefry2x32(*np.zeros(4, np.uint32))]  # Random123's first test vector
+      ['0x6b200159', '0x99ba4efe']
+    """
+    k0, k1, x0, x1 = (jnp.asarray(a, jnp.uint32) for a in (k0, k1, x0, x1))
+    keys = (k0, k1, k0 ^ k1 ^ jnp.uint32(_PARITY))
+    x0, x1 = x0 + k0, x1 + k1
+    for i in range(5):
+        for r in _ROTATIONS[i % 2]:
+            x0 = x0 + x1
+            x1 = ((x1 << jnp.uint32(r)) | (x1 >> jnp.uint32(32 - r))) ^ x0
+        x0 = x0 + keys[(i + 1) % 3]
+        x1 = x1 + keys[(i + 2) % 3] + jnp.uint32(i + 1)
+    return x0, x1
+
+
 def words(key: Array, i: Array) -> tuple[Array, Array]:
-    """The 64 random bits of the ``i``-th draw of the seed with ``key``: one threefry2x32 hash of the
-    counter, ``fold_in(key, i)``, whose two output words are used directly."""
-    data = jax.random.key_data(jax.random.fold_in(key, i))
-    return data[..., 0], data[..., 1]
+    """The 64 random bits of the ``i``-th draw of the seed with ``key``: the hash of the counter
+    ``(0, i)`` under the key's two words, the bits of ``jax.random.fold_in(key, i)``."""
+    data = jax.random.key_data(key)
+    i = jnp.asarray(i).astype(jnp.uint32)
+    return threefry2x32(data[..., 0], data[..., 1], jnp.zeros_like(i), i)
 
 
 def gap(key: Array, i: Array, p: float) -> Array:
     """The ``i``-th gap of the seed with ``key``: a geometric(p) number of steps ``>= 1`` (int32)."""
-    w1, w2 = words(key, i)
+    return _gap(*words(key, i), p)
+
+
+def _gap(w1: Array, w2: Array, p: float) -> Array:
+    """The geometric(p) gap ``>= 1`` drawn from the 64-bit words ``(w1, w2)`` (any shape)."""
     table = thresholds(float(p))
     if table is not None:
         return _gap_from_guess(w1, w2, *table, p) + 1
@@ -211,15 +262,22 @@ def window(
     (``BITS = 32``; bits at and past ``n`` are 0; :func:`unpack` gives the bool mask). Bits rather than
     bools: the mask is 32x smaller, which makes building it (a scatter) about five times faster.
 
-    Each round draws the next M gaps of every seed at once (one ``[seeds, M]`` batch of hashes), turns
+    Each round draws the next M gaps of every seed at once (one ``[M, seeds]`` batch of hashes), turns
     them into the positions of the next M big steps, marks those inside the window and advances each
     seed past them; rounds repeat while some seed's next big step is still inside (about one window in
     a hundred: see ``_batch``). Gaps drawn beyond the window are not consumed: the next window draws
     them again from the same counters. Short windows (the first logged steps) use a small M.
+
+    The batch is laid out ``[M, seeds]``, seeds along the vector lanes, as the mask is. A window of
+    8192 steps for 1024 seeds takes 2.7 ms against 4.1 ms with the hashing and inversion of
+    :func:`gap` vmapped over a ``[seeds, M]`` batch (medians, interleaved, the same masks); where the
+    time went is said at each step below.
     """
     num = seed_keys.shape[0]
-    cols = jnp.arange(num)[:, None]
+    cols = jnp.arange(num)[None, :]
     end = t0 + n
+    data = jax.random.key_data(seed_keys)
+    k0, k1 = data[None, :, 0], data[None, :, 1]
 
     def rounds(batch):
         def more(carry):
@@ -228,21 +286,37 @@ def window(
 
         def mark(carry):
             mask, st = carry
-            counters = st.drawn[:, None] + jnp.arange(batch)[None, :]
-            per_seed = jax.vmap(lambda k, i: gap(k, i, p), in_axes=(None, 0))
-            gaps = jax.vmap(per_seed)(seed_keys, counters)  # [seeds, batch]
+            counters = (st.drawn[None, :] + jnp.arange(batch)[:, None]).astype(jnp.uint32)
+
+            # The words go through a conditional that skips the hash when no seed needs gaps (any
+            # words then leave everything unchanged: every position is past the window). What it is
+            # for: XLA:CPU fuses an elementwise producer into each kernel that reads it, and the
+            # inversion reads the words in four kernels, so the hash was computed four times (most
+            # of the window's time). A conditional's results are buffers: the hash is computed twice,
+            # once per output word, and stored (jax's own threefry, a loop over the five groups of
+            # rounds, is computed once but copies its state in every iteration: hashing a batch of
+            # 125 x 1024 counters alone took 0.7-1.0 ms with it, 0.45-0.65 ms written out).
+            def hashed():
+                return threefry2x32(k0, k1, jnp.zeros_like(counters), counters)
+
+            none = lambda: (counters, counters)  # noqa: E731
+            w1, w2 = jax.lax.cond(more((mask, st)), hashed, none)
+            gaps = _gap(w1, w2, p)  # [batch, seeds]
             # positions of the next batch + 1 big steps: next, next + g_0, next + g_0 + g_1, ...
-            pos = st.next[:, None] + jnp.concatenate(
-                [jnp.zeros((num, 1), jnp.int32), jnp.cumsum(gaps, axis=1)], axis=1
+            # (integer sums: exact in any order; an associative scan over the batch axis was faster
+            # here than jnp.cumsum on XLA:CPU, which took as long as the hashing over [seeds, batch])
+            pos = st.next[None, :] + jnp.concatenate(
+                [jnp.zeros((1, num), jnp.int32), jax.lax.associative_scan(jnp.add, gaps, axis=0)]
             )
-            inside = pos[:, :batch] <= end  # a prefix of each row: positions increase
-            step = pos[:, :batch] - t0 - 1  # row of the step in the window
+            inside = pos[:batch] <= end  # a prefix of each column: positions increase
+            step = pos[:batch] - t0 - 1  # the step's place in the window
             rows = jnp.where(inside, step // BITS, num_rows)  # out-of-range rows are dropped
             bits = jnp.left_shift(jnp.uint32(1), (step % BITS).astype(jnp.uint32))
-            # distinct steps set distinct bits, so adding them is OR-ing them
+            # distinct steps set distinct bits, so adding them is OR-ing them. The scatter is now the
+            # largest part of a window (~0.6 ms of 2.7 ms for 8192 steps and 1024 seeds, profiled).
             mask = mask.at[rows, jnp.broadcast_to(cols, rows.shape)].add(bits, mode="drop")
-            used = jnp.sum(inside, axis=1, dtype=jnp.int32)
-            st = SamplerState(next=jnp.take_along_axis(pos, used[:, None], 1)[:, 0], drawn=st.drawn + used)
+            used = jnp.sum(inside, axis=0, dtype=jnp.int32)
+            st = SamplerState(next=jnp.take_along_axis(pos, used[None, :], 0)[0], drawn=st.drawn + used)
             return mask, st
 
         return lambda carry: jax.lax.while_loop(more, mark, carry)
