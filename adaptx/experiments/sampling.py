@@ -22,9 +22,11 @@ uniform :math:`U = (w + \tfrac12) / 2^{64}`. Since :math:`P(K > k) = (1 - p)^k`,
     K - 1 = \#\{k \ge 1 : U \le (1 - p)^k\} = \max\{k : w \le T_k\}, \qquad
     T_k = \lfloor (1 - p)^k\, 2^{64} - \tfrac12 \rfloor,
 
-so K is found by comparing *integers*: a bisection over the decreasing table :math:`T_k` (13 steps for
-p = 0.01, whose table stops at :math:`k = 4{,}482`, past which :math:`T_k < 0`), each comparison
-lexicographic on the (high, low) 32-bit halves. No floating-point rounding enters the draw: the law of K
+so K is found by comparing *integers* with the decreasing table :math:`T_k` (for p = 0.01 it stops at
+:math:`k = 4{,}482`, past which :math:`T_k < 0`), each comparison lexicographic on the (high, low)
+32-bit halves: a bisection (13 steps for p = 0.01) or, as the runner does, a float32 guess that leaves
+two candidates and one comparison to choose between them (:func:`_gap_from_guess`; the same answer for
+every word). No floating-point rounding enters the draw: the law of K
 is the geometric law up to the quantisation of U to 2^-64 and the float64 computation of the thresholds
 (relative error ~1e-14). For comparison, ``jax.random.bernoulli(key, 0.01)`` compares a float32
 uniform on a grid of 2^-23 with p and so draws with probability 0.010000109 (relative error 1.1e-5).

@@ -384,8 +384,8 @@ def _program(problem, make_optimizer, dtype, grid, x, chunk, devices=None):
 # place; XLA's default copy insertion cannot tell which comes first and copies the iterates and the loop
 # index in every iteration. The region-based analysis sees the order and drops both copies in the online
 # loop (online sweep 1.27x faster at 1024 settings, interleaved, with the same bits); in the stochastic
-# loop it drops the index's copy only (1.01-1.02x; x's copy stays, which in a micro-benchmark the same
-# step in a loop not nested in the stage loop did not need). Accelerators get XLA's defaults.
+# loop it drops the index's copy only (1.01-1.02x); x's copy goes with `_regret_first`. Accelerators get
+# XLA's defaults.
 _CPU_OPTIONS = {"xla_cpu_copy_insertion_use_region_analysis": True}
 
 
