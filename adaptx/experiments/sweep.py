@@ -621,16 +621,17 @@ def _staged_piece(problem, step, hyper, x, opt_state, state_axes, chunk, unroll=
 
 def _regret_first(body):
     """``body`` (a loop body over ``(x, *state, partial)``) with the new iterate made to depend on the
-    new block regret: ``x + min(|partial|, 0)``, which is x (NaN where partial is NaN, which only a NaN
-    iterate or gradient makes, and those make x NaN anyway).
+    new block regret: ``x + min(|partial|, 0)``, which is x (a -0.0 becomes +0.0; NaN where partial is
+    NaN, which only a NaN iterate or gradient makes, and those make x NaN anyway).
 
     Why: the regret reads the old iterate, and the new one overwrites it. With no dependency between
     the two kernels XLA:CPU cannot rely on their order and writes the new iterate aside, then copies
     it into place, in every iteration: a seventh kernel per step of the stochastic problem. With the
     new iterate reading the regret, the regret comes first and x is updated in place (the stochastic
-    sweep ran 1.07-1.1x faster, interleaved, with the same numbers). The online loop with two steps per
-    iteration has no such copy (XLA's region-based copy insertion sees the order there) and ran 0.6x as
-    fast with the dependency, so it is used for one step per iteration only.
+    Adam sweep ran 1.07-1.13x faster, interleaved, with the same numbers). The online loop with two
+    steps per iteration has no such copy (XLA's region-based copy insertion sees the order there) and
+    ran 0.6x as fast with the dependency written into the step, so it is used for one step per
+    iteration only.
     """
 
     def ordered(i, carry):
