@@ -75,13 +75,14 @@ class SamplerState(NamedTuple):
 
 
 def keys(seeds) -> Array:
-    """One threefry key per integer seed (the keys :func:`init` and :func:`window` expect)."""
+    """One threefry key per integer seed (the keys :func:`init` and :func:`window` expect). Threefry
+    whatever jax's default generator is: the draws hash the key's two words with :func:`threefry2x32`."""
     return _keys(jnp.asarray(np.asarray(seeds, dtype=np.uint32)))
 
 
 @jax.jit
 def _keys(seeds: Array) -> Array:
-    return jax.vmap(jax.random.key)(seeds)
+    return jax.vmap(lambda s: jax.random.key(s, impl="threefry2x32"))(seeds)
 
 
 _TABLE_LIMIT = 2**20
