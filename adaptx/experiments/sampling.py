@@ -279,8 +279,7 @@ def window(
     num = seed_keys.shape[0]
     cols = jnp.arange(num)[None, :]
     end = t0 + n
-    data = jax.random.key_data(seed_keys)
-    k0, k1 = data[None, :, 0], data[None, :, 1]
+    row_of_keys = seed_keys[None, :]  # [1, seeds], against the [batch, seeds] counters
 
     def rounds(batch):
         def more(carry):
@@ -289,7 +288,7 @@ def window(
 
         def mark(carry):
             mask, st = carry
-            counters = (st.drawn[None, :] + jnp.arange(batch)[:, None]).astype(jnp.uint32)
+            counters = st.drawn[None, :] + jnp.arange(batch)[:, None]
 
             # The words go through a conditional that skips the hash when no seed needs gaps (any
             # words then leave everything unchanged: every position is past the window). What it is
@@ -300,9 +299,9 @@ def window(
             # rounds, is computed once but copies its state in every iteration: hashing a batch of
             # 125 x 1024 counters alone took 0.7-1.0 ms with it, 0.45-0.65 ms written out).
             def hashed():
-                return threefry2x32(k0, k1, jnp.zeros_like(counters), counters)
+                return words(row_of_keys, counters)
 
-            none = lambda: (counters, counters)  # noqa: E731
+            none = lambda: (jnp.zeros(counters.shape, jnp.uint32),) * 2  # noqa: E731
             w1, w2 = jax.lax.cond(more((mask, st)), hashed, none)
             gaps = _gap(w1, w2, p)  # [batch, seeds]
             # positions of the next batch + 1 big steps: next, next + g_0, next + g_0 + g_1, ...
