@@ -10,8 +10,11 @@ independent reference: the same model written in plain ``jnp`` (no Flax), traine
 ``tx.init`` / ``tx.update`` / ``optax.apply_updates`` loop from the same initial values.
 
 Covered: every alias, every ``adaptx.torch_compat`` constructor, bfloat16 parameters with float32
-moments (``mu_dtype`` / ``nu_dtype``), and ``adaptx.engine.grouped``. The model is kept tiny (one
-``nnx.Linear(4, 3)`` plus a separate bias) so that the two compilations per case stay cheap.
+moments (``mu_dtype`` / ``nu_dtype``; the updates must come back in bfloat16), and
+``adaptx.engine.grouped``. Training code also reads the step of an optax state with
+``optax.tree_utils.tree_get(state, "count")``, which needs exactly one counter in the state: checked
+too. The model is kept tiny (one ``nnx.Linear(4, 3)`` plus a separate bias) so that the two compilations
+per case stay cheap.
 """
 
 from __future__ import annotations
@@ -155,7 +158,8 @@ def check(make: Callable[[], optax.GradientTransformation], dtype: Any, ulps: fl
 
 @pytest.mark.parametrize("name", OPTIMIZERS)
 def test_nnx_optimizer_matches_plain_loop(name: str) -> None:
-    # Two XLA programs of the same arithmetic may fuse differently, so allow a few float32 ulps.
+    # Two XLA programs of the same arithmetic may fuse differently, so allow a few float32 ulps
+    # (observed with jax 0.10.2: bit-identical).
     dtypes = check(OPTIMIZERS[name], jnp.float32, ulps=4)
     assert all(d == jnp.float32 for d in dtypes)
 
