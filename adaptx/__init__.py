@@ -2,8 +2,8 @@
 
 Blocks (each an ``optax.GradientTransformationExtraArgs``): :func:`scale_by_adam`,
 :func:`scale_by_amsgrad`, :func:`scale_by_adax`, :func:`scale_by_moments`, :func:`add_l2`,
-:func:`decoupled_weight_decay`, :func:`scale_by_learning_rate`, and :func:`chain` (``optax.chain`` with
-one shared step counter). Aliases: :func:`adam`, :func:`adamw`, :func:`amsgrad`, :func:`amsgradw`,
+:func:`add_decayed_weights`, :func:`decoupled_weight_decay`, :func:`scale_by_learning_rate`, and
+:func:`chain` (``optax.chain`` with one shared step counter). Aliases: :func:`adam`, :func:`adamw`, :func:`amsgrad`, :func:`amsgradw`,
 :func:`adax`, :func:`adaxw`. Moment estimates to assemble new optimizers from: :mod:`adaptx.moments`.
 Running an optimizer on stacked (shape, dtype) groups of parameters: :mod:`adaptx.engine`.
 PyTorch's optimizers with PyTorch's numbers: :mod:`adaptx.torch_compat` (momentum, RMSprop, Adagrad,
@@ -15,9 +15,8 @@ from adaptx import engine, moments, torch_compat
 from adaptx.aliases import adam, adamw, adax, adaxw, amsgrad, amsgradw
 from adaptx.core.counting import ChainState, chain
 from adaptx.transforms import (
-    ScaleByLearningRateState,
-    ScaleByMomentsState,
-    WeightDecayState,
+    MomentsState,
+    add_decayed_weights,
     add_l2,
     decoupled_weight_decay,
     scale_by_adagrad,
@@ -37,13 +36,12 @@ __version__ = "0.1.0"
 
 __all__ = [
     "ChainState",
-    "ScaleByLearningRateState",
-    "ScaleByMomentsState",
-    "WeightDecayState",
+    "MomentsState",
     "adam",
     "adamw",
     "adax",
     "adaxw",
+    "add_decayed_weights",
     "add_l2",
     "amsgrad",
     "amsgradw",

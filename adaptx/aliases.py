@@ -1,8 +1,9 @@
-r"""Ready-made optimizers, each a chain of the public blocks around one shared step counter.
+r"""Ready-made optimizers, each a direct chain of the public blocks around one step counter.
 
-Every alias is ``adaptx.chain(pre-processing, scaling, learning rate, decoupled decay)`` and contains no
-arithmetic of its own. Defaults follow optax where optax has the same optimizer (so an alias is a drop-in
-replacement) and the AdaX authors' code for AdaX; the torch defaults live in :mod:`adaptx.torch_compat`.
+Every alias reads as its algorithm: ``adaptx.chain(scaling, [decay], learning rate)``, with no
+arithmetic of its own. Where optax has the same optimizer the alias takes optax's positional arguments,
+keyword names and defaults (a drop-in replacement); adaptx's own options are keyword-only. AdaX follows
+its authors' code; the PyTorch defaults and rounding live in :mod:`adaptx.torch_compat`.
 """
 
 from __future__ import annotations
@@ -12,25 +13,12 @@ from typing import Any
 
 import optax
 
+from adaptx.core.counting import chain
 from adaptx.transforms.adaptive import EpsOn, MaxOf, scale_by_adam, scale_by_adax, scale_by_amsgrad
-from adaptx.transforms.assembly import assemble
+from adaptx.transforms.learning_rate import scale_by_learning_rate
+from adaptx.transforms.weight_decay import add_decayed_weights, add_l2
 
 Mask = Any | Callable[[Any], Any]
-
-
-def _assemble(
-    scaling: optax.GradientTransformation,
-    learning_rate: Any,
-    *,
-    l2: Any = 0.0,
-    decoupled: Any = 0.0,
-    mask: Mask = None,
-) -> optax.GradientTransformationExtraArgs:
-    """[L2] -> scaling -> -learning rate -> [decoupled decay u - γλθ, optax's form]."""
-    return assemble(
-        [scaling], learning_rate, l2=l2, decoupled=decoupled, mask=mask, as_factor=False, inplace=False,
-        lr_name="learning_rate",
-    )
 
 
 def adam(
@@ -39,10 +27,11 @@ def adam(
     b2: Any = 0.999,
     eps: Any = 1e-8,
     eps_root: Any = 0.0,
+    mu_dtype: Any = None,
     *,
+    nesterov: bool = False,
     eps_on: EpsOn = "corrected",
     amsgrad: bool | MaxOf = False,
-    mu_dtype: Any = None,
     nu_dtype: Any = None,
 ) -> optax.GradientTransformationExtraArgs:
     r"""Adam (Kingma & Ba, 2015).
@@ -50,12 +39,13 @@ def adam(
     .. math::
         \theta_t = \theta_{t-1} - \gamma_t \frac{\hat m_t}{\sqrt{\hat v_t + \epsilon_{root}} + \epsilon}
 
-    with :math:`\hat m, \hat v` as in :func:`adaptx.scale_by_adam`. Defaults are optax's and PyTorch's
-    (β1 = 0.9, β2 = 0.999, ε = 1e-8 on the corrected root).
+    with :math:`\hat m, \hat v` as in :func:`adaptx.scale_by_adam`. Arguments and defaults are
+    ``optax.adam``'s (β1 = 0.9, β2 = 0.999, ε = 1e-8 on the corrected root, PyTorch's too).
 
     Args:
-      learning_rate: γ: a number, an array or an optax schedule.
-      b1, b2, eps, eps_root, eps_on, amsgrad, mu_dtype, nu_dtype: see :func:`adaptx.scale_by_adam`.
+      learning_rate: γ: a number, a scalar array or an optax schedule.
+      b1, b2, eps, eps_root, mu_dtype, nesterov: as in ``optax.adam`` (see :func:`adaptx.scale_by_adam`).
+      eps_on, amsgrad, nu_dtype: adaptx's options, see :func:`adaptx.scale_by_adam`.
 
     Example:
       >>> import adaptx, optax, jax.numpy as jnp
@@ -65,11 +55,11 @@ def adam(
       >>> updates, state = opt.update({"w": jnp.ones(3)}, state, params)
       >>> params = optax.apply_updates(params, updates)
     """
-    scaling = scale_by_adam(
-        b1, b2, eps, eps_root, eps_on=eps_on, amsgrad=amsgrad, mu_dtype=mu_dtype,
-        nu_dtype=nu_dtype, shared_count=True,
+    return chain(
+        scale_by_adam(b1, b2, eps, eps_root, mu_dtype, nesterov=nesterov, eps_on=eps_on, amsgrad=amsgrad,
+                      nu_dtype=nu_dtype),
+        scale_by_learning_rate(learning_rate),
     )
-    return _assemble(scaling, learning_rate)
 
 
 def adamw(
@@ -78,38 +68,42 @@ def adamw(
     b2: Any = 0.999,
     eps: Any = 1e-8,
     eps_root: Any = 0.0,
+    mu_dtype: Any = None,
     weight_decay: Any = 1e-4,
-    *,
     mask: Mask = None,
+    *,
+    nesterov: bool = False,
     eps_on: EpsOn = "corrected",
     amsgrad: bool | MaxOf = False,
-    mu_dtype: Any = None,
     nu_dtype: Any = None,
 ) -> optax.GradientTransformationExtraArgs:
-    r"""AdamW: Adam with decoupled weight decay (Loshchilov & Hutter, 2019), PyTorch's semantics.
+    r"""AdamW: Adam with decoupled weight decay (Loshchilov & Hutter, 2019).
 
     .. math::
         \theta_t = \theta_{t-1} - \gamma_t\Bigl(\frac{\hat m_t}{\sqrt{\hat v_t} + \epsilon}
         + \lambda_t \theta_{t-1}\Bigr)
 
-    The decay is scaled by the learning rate, as in ``torch.optim.AdamW`` and ``optax.adamw``. The
-    default λ = 1e-4 is optax's (PyTorch's is 1e-2: see :func:`adaptx.torch_compat.adamw`).
+    The decay is scaled by the learning rate, as in ``torch.optim.AdamW`` and ``optax.adamw``, whose
+    arguments and defaults this takes (λ = 1e-4; PyTorch's is 1e-2: see
+    :func:`adaptx.torch_compat.adamw`, which also rounds as PyTorch does).
 
     Args:
-      learning_rate: γ: a number, an array or an optax schedule.
-      weight_decay: λ ``>= 0``: a number, an array or an optax schedule.
+      learning_rate: γ: a number, a scalar array or an optax schedule.
+      b1, b2, eps, eps_root, mu_dtype, nesterov: see :func:`adaptx.scale_by_adam`.
+      weight_decay: λ ``>= 0``: a number, a scalar array or an optax schedule.
       mask: which parameters decay: a tree of booleans or a callable ``params -> tree``.
-      b1, b2, eps, eps_root, eps_on, amsgrad, mu_dtype, nu_dtype: see :func:`adaptx.scale_by_adam`.
+      eps_on, amsgrad, nu_dtype: adaptx's options, see :func:`adaptx.scale_by_adam`.
 
     Example:
       >>> import adaptx
       >>> opt = adaptx.adamw(1e-3, weight_decay=1e-2, mask=lambda p: {"w": True, "b": False})
     """
-    scaling = scale_by_adam(
-        b1, b2, eps, eps_root, eps_on=eps_on, amsgrad=amsgrad, mu_dtype=mu_dtype,
-        nu_dtype=nu_dtype, shared_count=True,
+    return chain(
+        scale_by_adam(b1, b2, eps, eps_root, mu_dtype, nesterov=nesterov, eps_on=eps_on, amsgrad=amsgrad,
+                      nu_dtype=nu_dtype),
+        add_decayed_weights(weight_decay, mask=mask),
+        scale_by_learning_rate(learning_rate),
     )
-    return _assemble(scaling, learning_rate, decoupled=weight_decay, mask=mask)
 
 
 def amsgrad(
@@ -118,9 +112,9 @@ def amsgrad(
     b2: Any = 0.999,
     eps: Any = 1e-8,
     eps_root: Any = 0.0,
+    mu_dtype: Any = None,
     *,
     max_of: MaxOf = "raw",
-    mu_dtype: Any = None,
     nu_dtype: Any = None,
 ) -> optax.GradientTransformationExtraArgs:
     r"""AMSGrad (Reddi, Kale & Kumar, 2018): Adam dividing by the running maximum of the second moment.
@@ -133,18 +127,19 @@ def amsgrad(
     ``optax.amsgrad``'s (maximum of :math:`\hat v_t`). They give different trajectories.
 
     Args:
-      learning_rate: γ: a number, an array or an optax schedule.
+      learning_rate: γ: a number, a scalar array or an optax schedule.
+      b1, b2, eps, eps_root, mu_dtype: as in ``optax.amsgrad``.
       max_of: ``"raw"`` or ``"corrected"``.
-      b1, b2, eps, eps_root, mu_dtype, nu_dtype: see :func:`adaptx.scale_by_adam`.
+      nu_dtype: see :func:`adaptx.scale_by_adam`.
 
     Example:
       >>> import adaptx
       >>> opt = adaptx.amsgrad(1e-2, b2=0.99)
     """
-    scaling = scale_by_amsgrad(
-        b1, b2, eps, eps_root, max_of=max_of, mu_dtype=mu_dtype, nu_dtype=nu_dtype, shared_count=True
+    return chain(
+        scale_by_amsgrad(b1, b2, eps, eps_root, mu_dtype, max_of=max_of, nu_dtype=nu_dtype),
+        scale_by_learning_rate(learning_rate),
     )
-    return _assemble(scaling, learning_rate)
 
 
 def amsgradw(
@@ -153,11 +148,11 @@ def amsgradw(
     b2: Any = 0.999,
     eps: Any = 1e-8,
     eps_root: Any = 0.0,
-    weight_decay: Any = 1e-4,
-    *,
-    mask: Mask = None,
-    max_of: MaxOf = "raw",
     mu_dtype: Any = None,
+    weight_decay: Any = 1e-4,
+    mask: Mask = None,
+    *,
+    max_of: MaxOf = "raw",
     nu_dtype: Any = None,
 ) -> optax.GradientTransformationExtraArgs:
     r"""AMSGrad with decoupled weight decay: ``torch.optim.AdamW(amsgrad=True)``.
@@ -166,16 +161,17 @@ def amsgradw(
         \theta_t = \theta_{t-1} - \gamma_t\Bigl(\frac{\hat m_t}{\sqrt{u_t/(1-\beta_2^t)} + \epsilon}
         + \lambda_t\theta_{t-1}\Bigr), \qquad u_t = \max(u_{t-1}, v_t).
 
-    Args: as :func:`amsgrad` and :func:`adamw`.
+    Args: as :func:`amsgrad` and :func:`adamw` (positional order of ``adamw``).
 
     Example:
       >>> import adaptx
       >>> opt = adaptx.amsgradw(1e-3, weight_decay=1e-2)
     """
-    scaling = scale_by_amsgrad(
-        b1, b2, eps, eps_root, max_of=max_of, mu_dtype=mu_dtype, nu_dtype=nu_dtype, shared_count=True
+    return chain(
+        scale_by_amsgrad(b1, b2, eps, eps_root, mu_dtype, max_of=max_of, nu_dtype=nu_dtype),
+        add_decayed_weights(weight_decay, mask=mask),
+        scale_by_learning_rate(learning_rate),
     )
-    return _assemble(scaling, learning_rate, decoupled=weight_decay, mask=mask)
 
 
 def adax(
@@ -184,12 +180,12 @@ def adax(
     b2: Any = 1e-4,
     eps: Any = 1e-12,
     weight_decay: Any = 0.0,
-    *,
     mask: Mask = None,
+    *,
+    mu_dtype: Any = None,
     eps_on: EpsOn = "raw",
     amsgrad: bool | MaxOf = False,
     compensated: bool = True,
-    mu_dtype: Any = None,
     nu_dtype: Any = None,
 ) -> optax.GradientTransformationExtraArgs:
     r"""AdaX (Li et al., 2020): Adam with an exponential *long-term* memory of past gradients.
@@ -207,20 +203,22 @@ def adax(
     :func:`adaptx.scale_by_adax`.
 
     Args:
-      learning_rate: γ: a number, an array or an optax schedule (the authors use 1.5e-3).
-      weight_decay: coupled L2 λ ``>= 0`` (number, array or schedule).
+      learning_rate: γ: a number, a scalar array or an optax schedule (the authors use 1.5e-3).
+      b1, b2, eps: see :func:`adaptx.scale_by_adax`.
+      weight_decay: coupled L2 λ ``>= 0`` (number, scalar array or schedule).
       mask: which parameters get L2.
-      b1, b2, eps, eps_on, amsgrad, compensated, mu_dtype, nu_dtype: see :func:`adaptx.scale_by_adax`.
+      mu_dtype, eps_on, amsgrad, compensated, nu_dtype: see :func:`adaptx.scale_by_adax`.
 
     Example:
       >>> import adaptx
       >>> opt = adaptx.adax(1.5e-3, weight_decay=5e-4)
     """
-    scaling = scale_by_adax(
-        b1, b2, eps, eps_on=eps_on, amsgrad=amsgrad, compensated=compensated, mu_dtype=mu_dtype,
-        nu_dtype=nu_dtype, shared_count=True,
+    return chain(
+        add_l2(weight_decay, mask=mask),
+        scale_by_adax(b1, b2, eps, mu_dtype, eps_on=eps_on, amsgrad=amsgrad, compensated=compensated,
+                      nu_dtype=nu_dtype),
+        scale_by_learning_rate(learning_rate),
     )
-    return _assemble(scaling, learning_rate, l2=weight_decay, mask=mask)
 
 
 def adaxw(
@@ -229,12 +227,12 @@ def adaxw(
     b2: Any = 1e-4,
     eps: Any = 1e-12,
     weight_decay: Any = 5e-2,
-    *,
     mask: Mask = None,
+    *,
+    mu_dtype: Any = None,
     eps_on: EpsOn = "raw",
     amsgrad: bool | MaxOf = False,
     compensated: bool = True,
-    mu_dtype: Any = None,
     nu_dtype: Any = None,
 ) -> optax.GradientTransformationExtraArgs:
     r"""AdaXW: AdaX with decoupled weight decay (the authors' ``AdaXW``).
@@ -247,17 +245,19 @@ def adaxw(
     README, used with γ = 5e-3).
 
     Args:
-      learning_rate: γ: a number, an array or an optax schedule.
-      weight_decay: decoupled λ ``>= 0`` (number, array or schedule), scaled by γ.
+      learning_rate: γ: a number, a scalar array or an optax schedule.
+      b1, b2, eps: see :func:`adaptx.scale_by_adax`.
+      weight_decay: decoupled λ ``>= 0`` (number, scalar array or schedule), scaled by γ.
       mask: which parameters decay.
-      b1, b2, eps, eps_on, amsgrad, compensated, mu_dtype, nu_dtype: see :func:`adaptx.scale_by_adax`.
+      mu_dtype, eps_on, amsgrad, compensated, nu_dtype: see :func:`adaptx.scale_by_adax`.
 
     Example:
       >>> import adaptx
       >>> opt = adaptx.adaxw(5e-3)
     """
-    scaling = scale_by_adax(
-        b1, b2, eps, eps_on=eps_on, amsgrad=amsgrad, compensated=compensated, mu_dtype=mu_dtype,
-        nu_dtype=nu_dtype, shared_count=True,
+    return chain(
+        scale_by_adax(b1, b2, eps, mu_dtype, eps_on=eps_on, amsgrad=amsgrad, compensated=compensated,
+                      nu_dtype=nu_dtype),
+        add_decayed_weights(weight_decay, mask=mask),
+        scale_by_learning_rate(learning_rate),
     )
-    return _assemble(scaling, learning_rate, decoupled=weight_decay, mask=mask)

@@ -106,10 +106,9 @@ def test_adax_finite_and_accurate_for_1e8_steps():
         update = np.asarray(update, np.float64)
         assert np.all(np.isfinite(update)), (t, update)
         # The accumulator, the quantity that overflows in the textbook form: 1e-5 relative, per element.
-        # (stored packed: the average in the real part, its rounding residual in the imaginary part)
-        assert state.nu.dtype == jnp.complex64
-        pair = np.asarray(state.nu)
-        v_ours = pair.real.astype(np.float64) + pair.imag.astype(np.float64)
+        # (the average in nu, its rounding residual in nu_residual)
+        assert state.nu.dtype == state.nu_residual.dtype == jnp.float32
+        v_ours = np.asarray(state.nu, np.float64) + np.asarray(state.nu_residual, np.float64)
         np.testing.assert_allclose(v_ours, v_hat, rtol=1e-5, err_msg=f"v, step {t}")
         # The update m / sqrt(v): every entry is O(1) by construction, but m itself is a sum of terms of
         # both signs whose float32 rounding is relative to |g|, not to |m|; so the tolerance is 1e-5

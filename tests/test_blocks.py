@@ -195,17 +195,18 @@ CASES = {
     # --- adaptx.chain: one counter shared by every block ----------------------------------------------
     "chain/l2,adam,schedule,decoupled": C(
         lambda: adaptx.chain(
-            adaptx.add_l2(0.05, mask=H.mask_fn, shared_count=True),
-            adaptx.scale_by_adam(0.8, 0.95, 1e-6, shared_count=True),
-            adaptx.scale_by_learning_rate(LR, shared_count=True),
-            adaptx.decoupled_weight_decay(WD, LR, mask=H.mask_fn, shared_count=True),
+            adaptx.add_l2(0.05, mask=H.mask_fn),
+            adaptx.scale_by_adam(0.8, 0.95, 1e-6),
+            adaptx.scale_by_learning_rate(LR),
+            adaptx.decoupled_weight_decay(WD, LR, mask=H.mask_fn),
         ),
         optimizer(lambda: ref.Adam(0.8, 0.95, 1e-6), LR_NP, l2=0.05, decoupled=WD_NP, mask=H.mask_fn),
     ),
-    "chain/own-and-shared-counters": C(
+    "chain/optax-inside": C(
         lambda: adaptx.chain(
-            adaptx.scale_by_adax(0.8, 0.02, 1e-9),  # its own counter, in step with the chain's
-            adaptx.scale_by_learning_rate(LR, shared_count=True),
+            optax.identity(),  # an optax transform ignores the count it is handed
+            adaptx.scale_by_adax(0.8, 0.02, 1e-9),
+            adaptx.scale_by_learning_rate(LR),
         ),
         optimizer(lambda: ref.AdaX(0.8, 0.02, 1e-9), LR_NP),
     ),
@@ -313,30 +314,32 @@ def test_schedule_first_update_uses_step_zero():
 
 # --- the shared counter ---------------------------------------------------------------------------------
 
-SHARED_BLOCKS = {
-    "scale_by_adam": lambda: adaptx.scale_by_adam(shared_count=True),
-    "scale_by_amsgrad": lambda: adaptx.scale_by_amsgrad(shared_count=True),
-    "scale_by_adax": lambda: adaptx.scale_by_adax(shared_count=True),
-    "scale_by_moments": lambda: adaptx.scale_by_moments(moments.MovingAverage(), shared_count=True),
-    "scale_by_learning_rate": lambda: adaptx.scale_by_learning_rate(1e-3, shared_count=True),
-    "add_l2": lambda: adaptx.add_l2(1e-2, shared_count=True),
-    "decoupled_weight_decay": lambda: adaptx.decoupled_weight_decay(1e-2, 1e-3, shared_count=True),
+STEPPED_BLOCKS = {
+    "scale_by_adam": lambda: adaptx.scale_by_adam(),
+    "scale_by_adax": lambda: adaptx.scale_by_adax(),
+    "scale_by_learning_rate": lambda: adaptx.scale_by_learning_rate(1e-3),
+    "add_l2": lambda: adaptx.add_l2(1e-2),
 }
 
 
-@pytest.mark.parametrize("name", list(SHARED_BLOCKS))
-def test_shared_count_block_outside_a_chain_raises(name):
-    """A block built with ``shared_count=True`` needs ``adaptx.chain``; in ``optax.chain`` it says so."""
-    opt = optax.chain(SHARED_BLOCKS[name]())
+@pytest.mark.parametrize("name", list(STEPPED_BLOCKS))
+def test_a_chain_of_blocks_keeps_one_counter(name):
+    """Each public block counts on its own inside ``optax.chain``; chained with ``adaptx.chain`` (even
+    nested) the blocks give up their counters and share the outermost one."""
     params = {"w": jnp.ones(3)}
-    with pytest.raises(ValueError, match=r"shared_count=True.*adaptx\.chain"):
-        opt.update({"w": jnp.ones(3)}, opt.init(params), params)
+    alone = optax.chain(STEPPED_BLOCKS[name](), STEPPED_BLOCKS[name]())
+    assert len([x for x in jax.tree.leaves(alone.init(params)) if x.dtype == jnp.int32]) == 2
+    nested = adaptx.chain(adaptx.chain(STEPPED_BLOCKS[name]()), STEPPED_BLOCKS[name]())
+    state = nested.init(params)
+    assert [x.dtype for x in jax.tree.leaves(state)].count(jnp.dtype(jnp.int32)) == 1
+    _, state = nested.update(params, state, params)
+    assert int(optax.tree_utils.tree_get(state, "count")) == 1
 
 
 @pytest.mark.parametrize("alias", ["adam", "adamw", "amsgrad", "amsgradw", "adax", "adaxw"])
 def test_alias_state_holds_one_counter(alias):
-    """An alias built by ``adaptx.chain`` keeps exactly one int32 counter, which counts the updates
-    (the blocks' own ``count`` fields are ``None``)."""
+    """An alias built by ``adaptx.chain`` keeps exactly one int32 counter, which counts the updates and
+    which ``optax.tree_utils.tree_get`` finds."""
     opt = getattr(adaptx, alias)(1e-3)
     params = {"w": jnp.ones((2, 3)), "b": [jnp.ones(2)]}
     state = opt.init(params)
@@ -346,3 +349,4 @@ def test_alias_state_holds_one_counter(alias):
     assert len(counters) == 1
     assert counters[0].dtype == jnp.int32 and int(counters[0]) == 3
     assert int(state.count) == 3
+    assert int(optax.tree_utils.tree_get(state, "count")) == 3

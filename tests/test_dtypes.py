@@ -44,20 +44,18 @@ def traced_step(opt, params):
 
 
 def storage_dtype(leaf):
-    """The real dtype a state leaf stores: AdaX packs its average and the average's rounding residual
-    into one complex array (complex64 for float32), whose parts are in that dtype."""
-    if jnp.issubdtype(leaf.dtype, jnp.complexfloating):
-        return jnp.finfo(leaf.dtype).dtype
+    """The dtype a state leaf stores."""
     return leaf.dtype
 
 
 def moment_leaves(state, field):
-    """(path, leaf) of the per-parameter arrays under ``state.inner[...].{field}`` of an alias state,
-    leaving out AdaX's compensation residual where it is a separate array (bf16 and float16)."""
+    """(path, leaf) of the per-parameter arrays of the state field ``field`` (``mu``, ``nu``, ``nu_max``,
+    ``nu_residual``) of an alias state; ``"nu"`` includes every second-moment field."""
     out = []
+    wanted = ("nu", "nu_max", "nu_residual") if field == "nu" else (field,)
     for path, leaf in jax.tree_util.tree_flatten_with_path(state)[0]:
         names = [getattr(k, "name", None) for k in path]
-        if field in names and "residual" not in names:
+        if any(w in names for w in wanted):
             out.append((jax.tree_util.keystr(path), leaf))
     return out
 
@@ -74,8 +72,8 @@ def test_updates_and_state_keep_each_parameter_dtype(alias):
     for field in ("mu", "nu"):
         leaves = moment_leaves(state, field)
         assert leaves
-        per_param = len(leaves) // len(p_dtypes)  # MaxState holds two arrays per parameter
-        want = [d for d in p_dtypes for _ in range(per_param)]
+        per_param = len(leaves) // len(p_dtypes)  # AMSGrad and AdaX keep two second-moment arrays
+        want = [d for _ in range(per_param) for d in p_dtypes]
         assert [storage_dtype(leaf) for _, leaf in leaves] == want, field
 
 

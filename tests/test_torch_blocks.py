@@ -17,7 +17,9 @@ import adaptx
 from adaptx import moments
 from adaptx import torch_compat as tc
 from adaptx.moments.rectification import RAdamRectification
-from adaptx.transforms import classic, inplace
+from adaptx.torch_compat import inplace, pieces
+from adaptx.torch_compat.decay import stepped_decay
+from adaptx.transforms import classic
 from adaptx.transforms.learning_rate import inverse_time_decay
 
 
@@ -176,35 +178,55 @@ def test_decoupled_decay_inplace_reproduces_torch_rounding():
     u = (rng.standard_normal(10_000) * 1e-3).astype(np.float32)
     lr, wd = 1e-3, 1e-2
     want = (theta * np.float32(1 - lr * wd)) + u
-    block = adaptx.decoupled_weight_decay(wd, lr, as_factor=True, inplace=True)
+    block = adaptx.chain(stepped_decay(wd, lr, as_factor=True))
     upd, _ = jax.jit(block.update)(jnp.asarray(u), block.init(theta), jnp.asarray(theta))
     got = np.asarray(optax.apply_updates(jnp.asarray(theta), upd))
     np.testing.assert_array_equal(got, want)
     # HF's order: update first, then decay of the updated θ.
     want_hf = (theta + u) + np.float32(-lr * wd) * (theta + u)
-    block = adaptx.decoupled_weight_decay(wd, lr, on="updated", inplace=True)
+    block = adaptx.chain(stepped_decay(wd, lr, as_factor=False, on="updated"))
     upd, _ = jax.jit(block.update)(jnp.asarray(u), block.init(theta), jnp.asarray(theta))
     got = np.asarray(optax.apply_updates(jnp.asarray(theta), upd), np.float64)
     np.testing.assert_allclose(got, want_hf, rtol=0, atol=np.spacing(np.abs(want_hf)).max())
 
 
 def test_host_constants_use_float64_complement():
-    """host_constants: 1 − β from the Python float (fl(0.001)), not 1 − fl(0.999)."""
-    acc = moments.MovingAverage(0.999, host_constants=True)
-    sc = acc.scalars(jnp.int32(1), jnp.float32)
-    assert np.float32(sc.coef_new) == np.float32(0.001)
-    assert np.float32(moments.MovingAverage(0.999).scalars(jnp.int32(1), jnp.float32).coef_new) == (
-        np.float32(1) - np.float32(0.999))
-    np.testing.assert_allclose(float(sc.div), 1 - 0.999, rtol=2e-7)
+    """PyTorch's pieces: 1 − β from the Python float (fl(0.001)), not 1 − fl(0.999)."""
+    sc = pieces.HostSecondAverage(0.999).scalars(jnp.int32(1), jnp.float32, {})
+    assert np.float32(sc.complement) == np.float32(0.001)
+    generic = moments.MovingAverage(0.999).scalars(jnp.int32(1), jnp.float32, {})
+    assert np.float32(generic.complement) == np.float32(1) - np.float32(0.999)
+    np.testing.assert_allclose(float(sc.correction), 1 - 0.999, rtol=2e-7)
 
 
 def test_nesterov_product_dtype_kept_float32_under_x64():
+    """Π_t stays float32 under x64, with μ_t formed in float64 and rounded once (PyTorch's order)."""
     with jax.enable_x64(True):
         est = moments.first.NesterovMovingAverage(0.9, 4e-3, product_dtype=jnp.float32)
-        state = est.init(jnp.zeros(3, jnp.float64), jnp.float64)
-        state = est.update(jax.tree.map(lambda x: x.astype(jnp.float64), state), jnp.ones(3), jnp.int32(1))
+        step_state = est.init_step(jnp.float64)
+        step_state = est.advance(step_state, jnp.int32(1), jnp.float64)
         mu1 = 0.9 * (1 - 0.5 * 0.96**4e-3)
-        assert float(state.mu_product) == float(np.float32(mu1))
+        assert step_state["mu_product"].dtype == jnp.float32
+        assert float(step_state["mu_product"]) == float(np.float32(mu1))
+
+
+def test_rounding_barrier_survives_default_compilation():
+    """θ·f rounded before + u, under jit with the options users get: the select stays in the optimised
+    program, and the numbers show two roundings (a fused multiply-add would give one)."""
+    rng = np.random.default_rng(2)
+    theta = rng.standard_normal(100_000).astype(np.float32)
+    f = np.float32(1 - 1e-3 * 1e-2)
+    u = (rng.standard_normal(100_000) * 1e-3).astype(np.float32)
+
+    def step(theta, u):
+        return inplace.opaque_round(theta * f, jnp.float32) + u
+
+    compiled = jax.jit(step).lower(jnp.asarray(theta), jnp.asarray(u)).compile()
+    assert "select" in compiled.as_text() or "compare" in compiled.as_text()
+    got = np.asarray(compiled(jnp.asarray(theta), jnp.asarray(u)))
+    np.testing.assert_array_equal(got, (theta * f) + u)  # NumPy: one rounding per operation
+    fused = (theta.astype(np.float64) * np.float64(f) + u).astype(np.float32)
+    assert np.mean(fused != got) > 1e-3  # the test can tell the two apart
 
 
 @pytest.mark.parametrize("make", [
@@ -217,7 +239,8 @@ def test_nesterov_product_dtype_kept_float32_under_x64():
     lambda: tc.adagrad(lr_decay=-1.0),
     lambda: tc.adagrad(initial_accumulator_value=-0.1),
     lambda: tc.nadam(momentum_decay=-1.0),
-    lambda: adaptx.decoupled_weight_decay(1e-2, on="later"),
+    lambda: stepped_decay(1e-2, 1e-3, as_factor=True, on="later"),
+    lambda: tc.adam(betas=(0.9, 1 - 1e-9)),  # rounds to 1 in float32
 ])
 def test_invalid_arguments_raise_value_error(make):
     with pytest.raises(ValueError):

@@ -1,15 +1,22 @@
 """One step counter per optimizer.
 
-Every adaptx block that needs the step number (bias corrections, schedules) can either keep its own
-counter, which makes it usable on its own inside a plain ``optax.chain``, or read the counter of the
-enclosing :func:`adaptx.chain`, which owns a single saturating int32 counter for the whole optimizer and
-hands the current step number ``t`` (1 for the first update) to every block as the extra argument
-``count``. The aliases are built the second way, so an ``adamw`` state holds exactly one counter.
+Bias corrections and schedules need the step number. optax gives every block that needs it a counter of
+its own, so ``optax.adam`` with a schedule carries two. adaptx keeps exactly one: every block that needs
+the step number is written as a *stepped* transformation, which reads the number of the current update
+(``t``, 1 for the first) from the keyword argument ``count`` and stores no counter, and
+:func:`chain` owns the single saturating int32 counter and passes it to each of them.
+
+A public block such as :func:`adaptx.scale_by_adam` is its stepped transformation wrapped in a
+one-element :func:`chain`, so it works on its own inside a plain ``optax.chain``. When such a block is
+itself chained with :func:`chain`, the wrapper is taken off again: the blocks of a chain of chains share
+the outermost counter, so ``optax.tree_utils.tree_get(state, "count")`` finds exactly one.
 """
 
 from __future__ import annotations
 
-from typing import Any, NamedTuple
+import weakref
+from collections.abc import Callable
+from typing import NamedTuple
 
 import jax
 import optax
@@ -18,65 +25,81 @@ from adaptx.core import numerics
 
 Array = jax.Array
 
+# update function of a chain -> the stepped transformations it runs. Keyed weakly by the function object:
+# a chain's entry lives exactly as long as the chain.
+_STEPPED: weakref.WeakKeyDictionary[Callable, tuple] = weakref.WeakKeyDictionary()
+
 
 class ChainState(NamedTuple):
-    """State of :func:`chain`: the shared step counter and the states of the chained transforms."""
+    """State of :func:`chain`.
+
+    Attributes:
+      count: the number of updates taken (int32, saturating at 2**31 - 1).
+      inner: the states of the chained transformations, a tuple in chain order.
+    """
 
     count: Array
-    inner: Any
+    inner: tuple
+
+
+def stepped_parts(transform: optax.GradientTransformation) -> tuple:
+    """The stepped transformations inside an adaptx chain, or ``(transform,)`` for anything else."""
+    return _STEPPED.get(transform.update, (transform,))
 
 
 def chain(*transforms: optax.GradientTransformation) -> optax.GradientTransformationExtraArgs:
     r"""Chain transformations around one shared step counter.
 
     Works like ``optax.chain``, and in addition keeps a saturating int32 counter
-    :math:`t \leftarrow \min(t + 1, 2^{31} - 1)` that is passed to every transform as the keyword
-    argument ``count`` (the number of this update, 1-based). adaptx blocks built with
-    ``shared_count=True`` read it; other optax transforms ignore it.
+    :math:`t \leftarrow \min(t + 1, 2^{31} - 1)` that is passed to every transformation as the keyword
+    argument ``count`` (the number of this update, 1-based). Other optax transformations ignore it.
+    adaptx blocks and aliases given to ``chain`` drop their own counters and use this one, so the state
+    of the result holds a single ``count``.
 
     Args:
       *transforms: the transformations, applied in order.
 
     Example:
       >>> import adaptx, optax
-      >>> opt = adaptx.chain(
-      ...     adaptx.scale_by_adam(shared_count=True),
-      ...     adaptx.scale_by_learning_rate(1e-3, shared_count=True),
-      ... )
+      >>> opt = adaptx.chain(optax.clip_by_global_norm(1.0), adaptx.scale_by_adam(),
+      ...                    adaptx.scale_by_learning_rate(1e-3))
+      >>> state = opt.init({"w": optax.tree.zeros_like({"w": 0.0})["w"]})
+      >>> int(optax.tree_utils.tree_get(state, "count"))
+      0
     """
-    inner = optax.chain(*transforms)
+    parts = tuple(p for t in transforms for p in stepped_parts(t))
+    inner = optax.chain(*parts)
 
     def init_fn(params):
         return ChainState(count=numerics.init_count(), inner=inner.init(params))
 
     def update_fn(updates, state, params=None, **extra_args):
         count = numerics.increment(state.count)
-        extra_args["count"] = count
-        updates, inner_state = inner.update(updates, state.inner, params, **extra_args)
+        updates, inner_state = inner.update(updates, state.inner, params, **{**extra_args, "count": count})
         return updates, ChainState(count=count, inner=inner_state)
 
+    register(update_fn, parts)
     return optax.GradientTransformationExtraArgs(init_fn, update_fn)
 
 
-def init(shared_count: bool) -> Array | None:
-    """The counter a block stores: its own int32 zero, or ``None`` when it reads the chain's."""
-    return None if shared_count else numerics.init_count()
+def step_of(extra_args: dict, who: str) -> Array:
+    """The number of the current update, ``t`` (1-based), passed by the enclosing :func:`chain`.
 
-
-def next_step(
-    shared_count: bool, count: Array | None, extra_args: dict, who: str
-) -> tuple[Array, Array | None]:
-    """The step number ``t`` of this update and the counter value the block should store.
-
-    A block with its own counter increments it; a block with ``shared_count=True`` takes ``t`` from the
-    ``count`` extra argument and raises a ``ValueError`` if no enclosing :func:`chain` provided one.
+    Raises ``ValueError`` when a stepped transformation is called outside a chain (a private stepped
+    transformation handed to ``optax.chain`` directly).
     """
-    if shared_count:
-        if "count" not in extra_args:
-            raise ValueError(
-                f"{who} was built with shared_count=True and needs the step count of an enclosing "
-                "adaptx.chain; wrap it in adaptx.chain(...) or build it with shared_count=False"
-            )
-        return extra_args["count"], None
-    t = numerics.increment(count)
-    return t, t
+    if "count" not in extra_args:
+        raise ValueError(f"{who} needs the step count of an enclosing adaptx.chain; wrap it in adaptx.chain")
+    return extra_args["count"]
+
+
+def counted(stepped: optax.GradientTransformation) -> optax.GradientTransformationExtraArgs:
+    """A stepped transformation with a counter of its own: the public form of a block."""
+    return chain(stepped)
+
+
+def register(update_fn: Callable, stepped: tuple) -> None:
+    """Declare ``update_fn`` (of a transformation with its own counter) to run ``stepped``, so that
+    :func:`chain` runs those instead and hands them its own counter."""
+    _STEPPED[update_fn] = tuple(stepped)
+

@@ -45,6 +45,9 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
+from adaptx.core import counting, trees
+from adaptx.transforms.adaptive import ELEMENTWISE
+
 Array = jax.Array
 
 
@@ -176,29 +179,43 @@ def _stack(leaves: list, specs: tuple, treedef: Any) -> Groups:
 
 
 def _unstack(groups: Groups) -> Any:
-    """The per-parameter tree of a :class:`Groups` (one slice per leaf and stacked array).
-
-    A group's entry may itself be a small tree (an accumulator's per-parameter state such as
-    :class:`~adaptx.moments.MaxState`); each of its arrays is unstacked, and every parameter gets that
-    tree back.
-    """
+    """The per-parameter tree of a :class:`Groups` (one slice per leaf of each stacked array)."""
     leaves: list = [None] * groups.treedef.num_leaves
     for buf, s in zip(groups.buffers, groups.specs, strict=True):
-        n = len(s.index)
-        arrays, inner_def = jax.tree.flatten(buf)
-        parts = [_rows(a, n) for a in arrays]
-        for j, i in enumerate(s.index):
-            leaves[i] = inner_def.unflatten([p[j] for p in parts])
+        for j, row in enumerate(_rows(buf, len(s.index))):
+            leaves[s.index[j]] = row
     return groups.treedef.unflatten(leaves)
 
 
-def _unstack_rows(groups: Groups, rows: tuple) -> Any:
-    """:func:`_unstack` for arrays, reading each leaf's row at the runtime index ``rows[i]``."""
-    leaves: list = [None] * groups.treedef.num_leaves
+def _unstack_rows(groups: Groups, rows: tuple, treedef: Any) -> Any:
+    """:func:`_unstack` reading each leaf's row at the runtime index ``rows[i]``, into ``treedef``."""
+    leaves: list = [None] * treedef.num_leaves
     for buf, s in zip(groups.buffers, groups.specs, strict=True):
         for i in s.index:
             leaves[i] = jax.lax.dynamic_index_in_dim(buf, rows[i], 0, keepdims=False)
-    return groups.treedef.unflatten(leaves)
+    return treedef.unflatten(leaves)
+
+
+def _state_treedef(state: Any) -> Any:
+    """The parameter structure the groups of an optimizer state were made from (``None``: no groups)."""
+    found = jax.tree.leaves(state, is_leaf=lambda x: isinstance(x, Groups))
+    return next((g.treedef for g in found if isinstance(g, Groups)), None)
+
+
+def check_elementwise(inner: optax.GradientTransformation, who: str) -> None:
+    """Refuse a transformation whose adaptx blocks declare non-elementwise arithmetic.
+
+    Stacking parameters of one shape into one array is only exact for elementwise arithmetic (the moment
+    pieces declare it, :attr:`adaptx.moments.base.FirstMoment.elementwise`). Transformations that are not
+    adaptx blocks are trusted: optax's own (``scale_by_adam``, ``clip_by_global_norm``, ...) give the
+    same result on stacked groups.
+    """
+    for part in counting.stepped_parts(inner):
+        if ELEMENTWISE.get(part.update, True) is False:
+            raise ValueError(
+                f"{who}: the optimizer has a block whose arithmetic is not elementwise (e.g. a factored "
+                "second moment); it cannot run on stacked groups of parameters"
+            )
 
 
 def group(
@@ -376,6 +393,7 @@ def grouped(
       >>> params = optax.apply_updates(params, updates)
     """
     who = "adaptx.engine.grouped"
+    check_elementwise(inner, who)
 
     def init_fn(params):
         layout, leaves = _layout(params, mask, partition, params)
@@ -394,17 +412,22 @@ def grouped(
 
     def update_fn(updates, state, params=None, **extra_args):
         layout, leaves = _layout(updates, mask, partition, params)
-        g = _stack(leaves, layout.specs, layout.treedef)
+        # The state's groups keep the structure init saw; Flax NNX initialises with its parameters wrapped
+        # in Variables and updates with plain arrays, so the same leaves may come in another container.
+        inner_def = _state_treedef(state.inner) or layout.treedef
+        if inner_def.num_leaves != layout.treedef.num_leaves or len(state.rows) != len(leaves):
+            raise ValueError(f"{who}: the gradient tree does not match the optimizer state")
+        g = _stack(leaves, layout.specs, inner_def)
         p = None
         if params is not None:
-            p_leaves = layout.treedef.flatten_up_to(params)
+            p_leaves = trees.leaves_like(who, updates, params, "parameters")
             for a, b in zip(leaves, p_leaves, strict=True):
                 if a.shape != b.shape:
                     raise ValueError(
                         f"{who}: a gradient of shape {a.shape} does not match its parameter of shape "
                         f"{b.shape}"
                     )
-            p = _stack(p_leaves, layout.specs, layout.treedef)
+            p = _stack(p_leaves, layout.specs, inner_def)
         try:
             u, new_state = inner.update(g, state.inner, p, **extra_args)
         except (ValueError, TypeError) as err:
@@ -414,8 +437,6 @@ def grouped(
                     "initialised from other parameters?)"
                 ) from err
             raise
-        if len(state.rows) != len(leaves):
-            raise ValueError(f"{who}: the gradient tree does not match the optimizer state")
-        return _unstack_rows(u, state.rows), GroupedState(inner=new_state, rows=state.rows)
+        return _unstack_rows(u, state.rows, layout.treedef), GroupedState(inner=new_state, rows=state.rows)
 
     return optax.GradientTransformationExtraArgs(init_fn, update_fn)

@@ -1,17 +1,13 @@
-"""First-moment estimators: how the numerator of an adaptive step is formed from the gradients.
+r"""First-moment estimators: how the numerator of an adaptive step is formed from the gradients.
 
-An estimator is a small frozen object with three methods, all per leaf:
+Each is a :class:`adaptx.moments.FirstMoment` (see :mod:`adaptx.moments.base` for the contract): a small
+frozen dataclass of hyperparameters whose methods work on one parameter's arrays.
 
-* ``init(like, dtype)``: its state for one parameter (zeros);
-* ``update(m, g, t)``: the new state from the old one and the gradient ``g`` at step ``t``;
-* ``correction(t, dtype)``: a scalar divisor ``c_t`` with :math:`\\hat m = m / c_t`, or ``None`` for 1;
-* ``numerator(state, g, t, c_t)`` (from :class:`Estimator`): the numerator read out of the updated state,
-  :math:`m / c_t` unless the estimator says otherwise (Nesterov momentum and NAdam mix in ``g``).
-
-A state may be an array or a small NamedTuple of arrays (NAdam carries a scalar product of momenta).
-
-The arithmetic is written for a single array so that the engine that applies it (per leaf today) may
-change without touching the math.
+* :class:`MovingAverage`: Adam's and AdaX's exponential moving average (state field ``mu``), optionally
+  with optax's Nesterov read-out.
+* :class:`Momentum`: PyTorch's SGD momentum buffer (field ``trace``).
+* :class:`NesterovMovingAverage`: NAdam's average with PyTorch's momentum schedule (field ``mu`` and the
+  per-optimizer scalar ``mu_product``).
 """
 
 from __future__ import annotations
@@ -23,57 +19,83 @@ import jax
 import jax.numpy as jnp
 
 from adaptx.core import numerics
-from adaptx.moments import constants
+from adaptx.moments.base import FirstMoment, LeafState
 
 Array = jax.Array
 
 
-class Estimator:
-    """Shared behaviour of the first-moment estimators: how the numerator is read out of the state.
+class EmaScalars(NamedTuple):
+    """Per-step scalars of :class:`MovingAverage`: β, 1 − β, and the corrections of steps t and t + 1."""
 
-    Subclasses define ``init``, ``update`` and ``correction``; they may override :meth:`numerator` when the
-    numerator is not simply the corrected state (Nesterov momentum, NAdam).
-    """
-
-    def numerator(self, state: Any, g: Array, t: Array, correction: Array | None) -> Array:
-        r"""The numerator :math:`\hat m_t` from the updated state: :math:`m_t / c_t` by default."""
-        return state if correction is None else state / correction
+    decay: Array
+    complement: Array
+    correction: Array | None
+    next_correction: Array | None
 
 
 @dataclasses.dataclass(frozen=True)
-class MovingAverage(Estimator):
+class MovingAverage(FirstMoment):
     r"""Exponential moving average of the gradient, Adam's and AdaX's first moment.
 
     .. math::
         m_t = \beta_1 m_{t-1} + (1 - \beta_1) g_t, \qquad
-        \hat m_t = m_t / (1 - \beta_1^t) \text{ if debiased, else } m_t.
+        \hat m_t = \frac{m_t}{1 - \beta_1^t} \text{ (debiased) or } m_t,
+
+    or, with ``nesterov`` (optax's Nesterov Adam),
+    :math:`\hat m_t = \beta_1 \frac{m_t}{1-\beta_1^{t+1}} + (1-\beta_1)\frac{g_t}{1-\beta_1^t}`.
+
+    The corrections are :math:`-\operatorname{expm1}(t \log\beta_1)`, accurate in float32 for every t.
 
     Attributes:
       decay: :math:`\beta_1` in ``[0, 1)``; may be a traced array.
       debias: divide by :math:`1 - \beta_1^t` (Adam) or not (AdaX, BERT's ``correct_bias=False``).
-      host_constants: form :math:`1-\beta_1` and :math:`1-\beta_1^t` from the Python float in float64,
-        as PyTorch does (:mod:`adaptx.moments.constants`); default: from β1 rounded to the compute dtype.
+      nesterov: the Nesterov read-out above (needs ``debias``).
     """
 
     decay: Any = 0.9
     debias: bool = True
-    host_constants: bool = False
+    nesterov: bool = False
 
-    def init(self, like: Array, dtype) -> Array:
-        return jnp.zeros(like.shape, dtype)
+    fields = ("mu",)
 
-    def update(self, m: Array, g: Array, t: Array) -> Array:
-        b1 = jnp.asarray(self.decay, g.dtype)
-        return b1 * m + constants.complement(self.decay, g.dtype, self.host_constants) * g
+    def complement(self, dtype) -> Array:
+        r""":math:`1 - \beta_1` in ``dtype``, from β1 rounded to ``dtype`` (the weights then sum to
+        exactly :math:`1 - \mathrm{fl}(\beta_1)^t`)."""
+        return 1 - jnp.asarray(self.decay, dtype)
 
-    def correction(self, t: Array, dtype) -> Array | None:
-        if not self.debias:
-            return None
-        return constants.one_minus_power(self.decay, t, dtype, self.host_constants)
+    def one_minus_power(self, t: Array, dtype) -> Array:
+        r""":math:`1 - \beta_1^t` in ``dtype`` (``t`` a float array)."""
+        return numerics.one_minus_power(jnp.asarray(self.decay, dtype), t)
+
+    def init(self, like: Array, dtype) -> LeafState:
+        return {"mu": jnp.zeros_like(like, dtype=dtype)}
+
+    def scalars(self, t: Array, dtype, step_state: LeafState) -> EmaScalars:
+        tf = numerics.as_float(t, dtype)
+        c = self.one_minus_power(tf, dtype) if self.debias else None
+        c_next = self.one_minus_power(tf + 1, dtype) if (self.debias and self.nesterov) else None
+        return EmaScalars(jnp.asarray(self.decay, dtype), self.complement(dtype), c, c_next)
+
+    def update(self, state: LeafState, g: Array, sc: EmaScalars) -> LeafState:
+        return {"mu": sc.decay * state["mu"] + sc.complement * g}
+
+    def numerator(self, state: LeafState, g: Array, sc: EmaScalars) -> Array:
+        m = state["mu"]
+        if self.nesterov:
+            return sc.decay * (m / sc.next_correction) + sc.complement * (g / sc.correction)
+        return m if sc.correction is None else m / sc.correction
+
+
+class MomentumScalars(NamedTuple):
+    """Per-step scalars of :class:`Momentum`: μ, 1 − τ, and whether this is the first step."""
+
+    momentum: Array
+    undampened: Array | None
+    first: Array
 
 
 @dataclasses.dataclass(frozen=True)
-class Momentum(Estimator):
+class Momentum(FirstMoment):
     r"""PyTorch's SGD momentum buffer (heavy ball, optionally dampened or Nesterov).
 
     .. math::
@@ -81,10 +103,9 @@ class Momentum(Estimator):
         \hat m_t = b_t \text{ or, with Nesterov, } g_t + \mu b_t .
 
     The first step copies the gradient *without* dampening (``torch.optim.SGD`` initialises its buffer
-    with ``g``); afterwards the buffer is a dampened running sum. With ``dampening=0`` and a buffer
-    starting at zero the first step gives the same :math:`b_1 = g_1`, which is why this estimator also
-    serves as PyTorch RMSprop's momentum on the preconditioned update (see
-    :func:`adaptx.scale_by_momentum`).
+    with ``g``). With ``dampening=0`` and a buffer starting at zero the first step gives the same
+    :math:`b_1 = g_1`, which is why this estimator also serves as PyTorch RMSprop's momentum on the
+    preconditioned update (see :func:`adaptx.scale_by_momentum`).
 
     Attributes:
       momentum: :math:`\mu \ge 0`; may be a traced array.
@@ -96,35 +117,38 @@ class Momentum(Estimator):
     dampening: Any = 0.0
     nesterov: bool = False
 
-    def init(self, like: Array, dtype) -> Array:
-        return jnp.zeros(like.shape, dtype)
+    fields = ("trace",)
 
-    def update(self, b: Array, g: Array, t: Array) -> Array:
-        mu = jnp.asarray(self.momentum, g.dtype)
-        if isinstance(self.dampening, (int, float)) and self.dampening == 0:
-            later = mu * b + g  # (1 - 0) * g is g: skip the multiply, as torch's add(alpha=1) does
-        else:
-            later = mu * b + (1 - jnp.asarray(self.dampening, g.dtype)) * g
-        return jnp.where(t <= 1, g, later)
+    def init(self, like: Array, dtype) -> LeafState:
+        return {"trace": jnp.zeros_like(like, dtype=dtype)}
 
-    def correction(self, t: Array, dtype) -> None:
-        return None
+    def scalars(self, t: Array, dtype, step_state: LeafState) -> MomentumScalars:
+        # (1 - 0) g is g: skip the multiply for a Python 0, as torch's add(alpha=1) does.
+        off = isinstance(self.dampening, (int, float)) and self.dampening == 0
+        undampened = None if off else 1 - jnp.asarray(self.dampening, dtype)
+        return MomentumScalars(jnp.asarray(self.momentum, dtype), undampened, t <= 1)
 
-    def numerator(self, b: Array, g: Array, t: Array, correction: Array | None) -> Array:
+    def update(self, state: LeafState, g: Array, sc: MomentumScalars) -> LeafState:
+        later = sc.momentum * state["trace"] + (g if sc.undampened is None else sc.undampened * g)
+        return {"trace": jnp.where(sc.first, g, later)}
+
+    def numerator(self, state: LeafState, g: Array, sc: MomentumScalars) -> Array:
         if self.nesterov:
-            return g + jnp.asarray(self.momentum, g.dtype) * b
-        return b
+            return g + sc.momentum * state["trace"]
+        return state["trace"]
 
 
-class NesterovState(NamedTuple):
-    """Per-leaf state of :class:`NesterovMovingAverage`: the moving average and the product of μ's."""
+class NesterovScalars(NamedTuple):
+    """Per-step scalars of :class:`NesterovMovingAverage`: β1, 1 − β1 and the two numerator weights."""
 
-    m: Array
-    mu_product: Array
+    decay: Array
+    complement: Array
+    grad_weight: Array
+    mu_weight: Array
 
 
 @dataclasses.dataclass(frozen=True)
-class NesterovMovingAverage(Estimator):
+class NesterovMovingAverage(FirstMoment):
     r"""NAdam's first moment (Dozat, 2016, with PyTorch's momentum schedule).
 
     .. math::
@@ -132,55 +156,64 @@ class NesterovMovingAverage(Estimator):
         \quad m_t = \beta_1 m_{t-1} + (1-\beta_1) g_t, \\
         \hat m_t = \frac{1 - \mu_t}{1 - \Pi_t}\, g_t + \frac{\mu_{t+1}}{1 - \Pi_t \mu_{t+1}}\, m_t .
 
-    :math:`\Pi_t` has no closed form, so it is carried in the state (a scalar per parameter, kept in at
-    least float32: PyTorch also accumulates it in a float32 tensor).
+    :math:`\Pi_t` has no closed form, so it is carried in the state as one scalar per optimizer
+    (``mu_product``), advanced once per step. The step number enters :math:`\mu_t` as a float, so the
+    saturated int32 counter never wraps in :math:`\mu_{t+1}`.
 
     Attributes:
       decay: :math:`\beta_1` in ``[0, 1)``.
       momentum_decay: :math:`\psi \ge 0` (PyTorch's default 4e-3).
-      product_dtype: dtype :math:`\Pi_t` is accumulated in (default: at least float32, float64 for
-        float64 parameters). PyTorch keeps it in its default scalar dtype, float32, even for float64
-        parameters: pass ``jnp.float32`` to reproduce it.
-      host_constants: :math:`1 - \beta_1` from the Python float in float64 (PyTorch).
+      product_dtype: dtype :math:`\Pi_t` is accumulated in (default: the widest compute dtype of the
+        parameters, float32 or float64).
     """
 
     decay: Any = 0.9
     momentum_decay: Any = 4e-3
     product_dtype: Any = None
-    host_constants: bool = False
 
-    def init(self, like: Array, dtype) -> NesterovState:
-        prod_dtype = self.product_dtype or numerics.compute_dtype(dtype)
-        return NesterovState(m=jnp.zeros(like.shape, dtype), mu_product=jnp.ones([], prod_dtype))
+    fields = ("mu",)
+    step_fields = ("mu_product",)
+
+    def complement(self, dtype) -> Array:
+        r""":math:`1 - \beta_1` in ``dtype``."""
+        return 1 - jnp.asarray(self.decay, dtype)
 
     def mu(self, t: Array, dtype) -> Array:
-        r""":math:`\mu_t = \beta_1 (1 - 0.96^{t\psi} / 2)`, with the power taken as an exponential."""
+        r""":math:`\mu_t = \beta_1 (1 - 0.96^{t\psi} / 2)` for a float ``t``, the power as an exponential."""
         b1 = jnp.asarray(self.decay, dtype)
         psi = jnp.asarray(self.momentum_decay, dtype)
-        return b1 * (1 - 0.5 * jnp.exp(t.astype(dtype) * psi * jnp.log(jnp.asarray(0.96, dtype))))
+        return b1 * (1 - 0.5 * jnp.exp(t * psi * jnp.log(jnp.asarray(0.96, dtype))))
 
-    def update(self, state: NesterovState, g: Array, t: Array) -> NesterovState:
-        b1 = jnp.asarray(self.decay, g.dtype)
-        # The engine hands states over upcast to the compute dtype; the product is accumulated (and
-        # rounded) in product_dtype regardless, as PyTorch accumulates it in its own dtype.
-        prod_dtype = self.product_dtype or state.mu_product.dtype
-        mu = self.mu(t, numerics.compute_dtype(g.dtype, prod_dtype)).astype(prod_dtype)
-        prod = state.mu_product.astype(prod_dtype) * mu
-        m = b1 * state.m + constants.complement(self.decay, g.dtype, self.host_constants) * g
-        return NesterovState(m=m, mu_product=prod.astype(state.mu_product.dtype))
+    def init_step(self, dtype) -> LeafState:
+        return {"mu_product": jnp.ones([], self.product_dtype or dtype)}
 
-    def correction(self, t: Array, dtype) -> None:
-        return None
+    def advance(self, step_state: LeafState, t: Array, dtype) -> LeafState:
+        prod = step_state["mu_product"]
+        wide = numerics.compute_dtype(dtype, prod.dtype)
+        # μ_t in the widest dtype, rounded once to the product's (PyTorch: a float64 μ times a float32 Π).
+        mu = self.mu(numerics.as_float(t, wide), wide).astype(prod.dtype)
+        return {"mu_product": prod * mu}
 
-    def parts(self, state: NesterovState, g: Array, t: Array, correction: Array | None) -> tuple:
-        r"""The two terms of the numerator: :math:`(c_g g_t,\; c_m m_t)`, in PyTorch's order."""
-        dtype = numerics.compute_dtype(g.dtype, state.mu_product.dtype)
-        mu, mu_next = self.mu(t, dtype), self.mu(t + 1, dtype)
-        prod = state.mu_product.astype(dtype)
-        c_g = ((1 - mu) / (1 - prod)).astype(g.dtype)
-        c_m = (mu_next / (1 - prod * mu_next)).astype(g.dtype)
-        return c_g * g, c_m * state.m
+    def init(self, like: Array, dtype) -> LeafState:
+        return {"mu": jnp.zeros_like(like, dtype=dtype)}
 
-    def numerator(self, state: NesterovState, g: Array, t: Array, correction: Array | None) -> Array:
-        term_g, term_m = self.parts(state, g, t, correction)
+    def scalars(self, t: Array, dtype, step_state: LeafState) -> NesterovScalars:
+        # step_state is the product *after* this step's advance (Π_t).
+        wide = numerics.compute_dtype(dtype, step_state["mu_product"].dtype)
+        tf = numerics.as_float(t, wide)
+        mu, mu_next = self.mu(tf, wide), self.mu(tf + 1, wide)
+        prod = step_state["mu_product"].astype(wide)
+        grad_weight = ((1 - mu) / (1 - prod)).astype(dtype)
+        mu_weight = (mu_next / (1 - prod * mu_next)).astype(dtype)
+        return NesterovScalars(jnp.asarray(self.decay, dtype), self.complement(dtype), grad_weight, mu_weight)
+
+    def update(self, state: LeafState, g: Array, sc: NesterovScalars) -> LeafState:
+        return {"mu": sc.decay * state["mu"] + sc.complement * g}
+
+    def terms(self, state: LeafState, g: Array, sc: NesterovScalars) -> tuple[Array, Array]:
+        r"""The two terms of the numerator, :math:`(c_g g_t,\; c_m m_t)`, in PyTorch's order."""
+        return sc.grad_weight * g, sc.mu_weight * state["mu"]
+
+    def numerator(self, state: LeafState, g: Array, sc: NesterovScalars) -> Array:
+        term_g, term_m = self.terms(state, g, sc)
         return term_g + term_m

@@ -1,22 +1,18 @@
 r"""Second-moment accumulators: the denominator of an adaptive step.
 
-Every accumulator of the library answers the same five questions, per leaf, so that the pieces that use
-it — the denominator of :func:`adaptx.scale_by_moments` and AMSGrad's max-tracking
-(:class:`adaptx.moments.MaxTracked`) — never need to know which one they talk to:
+Each is a :class:`adaptx.moments.SecondMoment` (the contract is in :mod:`adaptx.moments.base`): it keeps
+named per-parameter arrays, computes its per-step scalars once per step, updates elementwise, and says
+how its stored value relates to the bias-corrected estimate :math:`\hat v` and to the raw accumulator of
+the textbook recurrence.
 
-* ``init(like, dtype)``: its state for one parameter;
-* ``scalars(t, dtype)``: the per-step scalars (computed once per step, not per element), a
-  :class:`Scalars`;
-* ``update(state, g, sc)``: the new state from the gradient ``g``;
-* ``stored(state)``: the second-moment estimate in the accumulator's *storage units*;
-* the fields of :class:`Scalars`, which relate the storage units to the two quantities the references use:
-  the bias-corrected estimate :math:`\hat v = \text{stored} / \text{div}` and the *raw* accumulator of
-  the textbook recurrence, :math:`v = \text{stored} \cdot \text{eps\_div}^2 / \text{div}`.
+Why storage units at all: AdaX's textbook accumulator :math:`v_t` grows like :math:`(1+\beta_2)^t` and
+overflows float32 at step ~887,000. :class:`LongTermAverage` stores :math:`\tilde v = v / B_t` instead,
+which stays of the order of :math:`g^2` forever; every quantity the references need is recovered from it
+through scalars that are themselves computed in log space.
 
-Why storage units: AdaX's textbook accumulator :math:`v_t` grows like :math:`(1+\beta_2)^t` and overflows
-float32 at step ~887,000. :class:`LongTermAverage` stores :math:`\tilde v = v / B_t` instead, which stays
-of the order of :math:`g^2` forever; every quantity the references need is recovered from it through
-scalars that are themselves computed in log space.
+Squares are formed as :math:`((1-\beta) g) g` rather than :math:`(1-\beta)(g g)`: the same number of
+roundings, and no overflow for gradients up to :math:`\sqrt{\text{max}/(1-\beta)}` (5.8e20 in float32
+for β = 0.999) where :math:`g^2` alone overflows at 1.8e19.
 """
 
 from __future__ import annotations
@@ -28,77 +24,37 @@ import jax
 import jax.numpy as jnp
 
 from adaptx.core import numerics
-from adaptx.moments import constants
+from adaptx.moments.base import LeafState, SecondMoment
 
 Array = jax.Array
 
 
-class Scalars(NamedTuple):
-    r"""Per-step scalars of an accumulator. ``None`` stands for 1 and skips the operation.
-
-    Attributes:
-      coef_old: multiplies the old state in the update (``None``: 1).
-      coef_new: multiplies the new term :math:`g^2` (``None``: 1).
-      div: :math:`\hat v = \text{stored} / \text{div}` (the bias correction in storage units).
-      sqrt_div: :math:`\sqrt{\text{div}}`, given separately so that :math:`\sqrt{\hat v}` is formed as
-        :math:`\sqrt{\text{stored}} / \sqrt{\text{div}}` (PyTorch's order of operations).
-      eps_div: :math:`\sqrt{v / \hat v}`. Adding ε to the raw :math:`\sqrt v` is the same as adding
-        ``ε / eps_div`` to :math:`\sqrt{\hat v}` (then multiplying the step by ``eps_div``, which cancels
-        against the numerator's correction); this is how "ε on the raw root" is implemented without ever
-        forming the raw accumulator.
-      carry: the factor that converts a value in the previous step's storage units into this step's, for
-        the *same raw quantity*: :math:`r_{t-1} / r_t` where raw = stored · r. Max-tracking over the raw
-        accumulator multiplies its running maximum by it.
-    """
-
-    coef_old: Array | None = None
-    coef_new: Array | None = None
-    div: Array | None = None
-    sqrt_div: Array | None = None
-    eps_div: Array | None = None
-    carry: Array | None = None
+def scaled_square(c: Array | None, g: Array) -> Array:
+    r""":math:`c\,|g|^2` as :math:`(c g) g` (per real component for complex ``g``; ``c = None``: 1)."""
+    if jnp.iscomplexobj(g):
+        re, im = jnp.real(g), jnp.imag(g)
+        if c is None:
+            return re * re + im * im
+        return (c * re) * re + (c * im) * im
+    return g * g if c is None else (c * g) * g
 
 
-def _mul(x: Array, c: Array | None) -> Array:
-    return x if c is None else x * c
+class EmaScalars(NamedTuple):
+    r"""Per-step scalars of :class:`MovingAverage`: β2, 1 − β2, the correction
+    :math:`1-\beta_2^t` and its root (``None`` without debiasing)."""
 
-
-def _div(x: Array, c: Array | None) -> Array:
-    return x if c is None else x / c
-
-
-class Accumulator:
-    """Shared behaviour of the accumulators: reading the corrected estimate out of the state.
-
-    Subclasses define ``init``, ``scalars``, ``update`` and ``stored``.
-    """
-
-    def estimate(self, state: Any, sc: Scalars) -> Array:
-        r"""The bias-corrected estimate :math:`\hat v = \text{stored} / \text{div}` (squared for a norm)."""
-        if self.is_norm:
-            return jnp.square(_div(self.stored(state), sc.div))
-        return _div(self.stored(state), sc.div)
-
-    #: True when the accumulator already tracks a norm (Adamax's :math:`u \approx \max|g|`), not a square:
-    #: its "root" is then the stored value itself and its "estimate" the square of it.
-    is_norm: bool = False
-
-    def sqrt_estimate(self, state: Any, sc: Scalars) -> Array:
-        r""":math:`\sqrt{\hat v}`, formed as :math:`\sqrt{\text{stored}} / \sqrt{\text{div}}`.
-
-        For a norm accumulator (``is_norm``) the stored value is already the root: :math:`u / \text{div}`.
-        """
-        if self.is_norm:
-            return _div(self.stored(state), sc.div)
-        return _div(jnp.sqrt(self.stored(state)), sc.sqrt_div)
+    decay: Array
+    complement: Array
+    correction: Array | None
+    sqrt_correction: Array | None
 
 
 @dataclasses.dataclass(frozen=True)
-class MovingAverage(Accumulator):
-    r"""Exponential moving average of :math:`g^2`: Adam's and RMSprop's second moment.
+class MovingAverage(SecondMoment):
+    r"""Exponential moving average of :math:`|g|^2`: Adam's and RMSprop's second moment (field ``nu``).
 
     .. math::
-        v_t = \beta_2 v_{t-1} + (1 - \beta_2) g_t^2, \qquad
+        v_t = \beta_2 v_{t-1} + (1 - \beta_2) |g_t|^2, \qquad
         \hat v_t = v_t / (1 - \beta_2^t) \text{ if debiased, else } v_t.
 
     Stored raw (:math:`v_t` itself, as PyTorch stores it), so max-tracking over the raw accumulator is an
@@ -107,100 +63,84 @@ class MovingAverage(Accumulator):
     Attributes:
       decay: :math:`\beta_2` in ``[0, 1)``; may be a traced array.
       debias: divide by :math:`1 - \beta_2^t` (Adam) or not (RMSprop, BERT).
-      host_constants: form :math:`1-\beta_2` and :math:`1-\beta_2^t` from the Python float in float64,
-        as PyTorch does (:mod:`adaptx.moments.constants`); default: from β2 rounded to the compute dtype.
     """
 
     decay: Any = 0.999
     debias: bool = True
-    host_constants: bool = False
 
-    def init(self, like: Array, dtype) -> Array:
-        return jnp.zeros(like.shape, dtype)
+    fields = ("nu",)
 
-    def scalars(self, t: Array, dtype) -> Scalars:
+    def complement(self, dtype) -> Array:
+        r""":math:`1 - \beta_2` in ``dtype``, from β2 rounded to ``dtype``."""
+        return 1 - jnp.asarray(self.decay, dtype)
+
+    def one_minus_power(self, t: Array, dtype) -> Array:
+        r""":math:`1 - \beta_2^t` in ``dtype`` (``t`` a float array)."""
+        return numerics.one_minus_power(jnp.asarray(self.decay, dtype), t)
+
+    def init(self, like: Array, dtype) -> LeafState:
+        return {"nu": jnp.zeros_like(like, dtype=dtype)}
+
+    def scalars(self, t: Array, dtype, step_state: LeafState) -> EmaScalars:
         b2 = jnp.asarray(self.decay, dtype)
-        coef_new = constants.complement(self.decay, dtype, self.host_constants)
         if not self.debias:
-            return Scalars(coef_old=b2, coef_new=coef_new)
-        bc2 = constants.one_minus_power(self.decay, t, dtype, self.host_constants)
-        root = jnp.sqrt(bc2)
-        return Scalars(coef_old=b2, coef_new=coef_new, div=bc2, sqrt_div=root, eps_div=root)
+            return EmaScalars(b2, self.complement(dtype), None, None)
+        bc2 = self.one_minus_power(numerics.as_float(t, dtype), dtype)
+        return EmaScalars(b2, self.complement(dtype), bc2, jnp.sqrt(bc2))
 
-    def update(self, v: Array, g: Array, sc: Scalars) -> Array:
-        return sc.coef_old * v + sc.coef_new * (g * g)
+    def update(self, state: LeafState, g: Array, sc: EmaScalars) -> LeafState:
+        return {"nu": sc.decay * state["nu"] + scaled_square(sc.complement, g)}
 
-    def stored(self, v: Array) -> Array:
-        return v
+    def stored(self, state: LeafState) -> Array:
+        return state["nu"]
 
+    def correct(self, x: Array, sc: EmaScalars) -> Array:
+        return x if sc.correction is None else x / sc.correction
 
-class LongTermState(NamedTuple):
-    r"""Per-leaf state of a compensated :class:`LongTermAverage` stored in bf16 or float16.
+    def sqrt_correct(self, r: Array, sc: EmaScalars) -> Array:
+        return r if sc.sqrt_correction is None else r / sc.sqrt_correction
 
-    In float32 and float64 the state is one complex array instead (real part ``nu``, imaginary part
-    ``residual``; see :class:`LongTermAverage`); these two dtypes have no complex counterpart.
-
-    Attributes:
-      nu: :math:`\tilde v = v / B_t`, the corrected long-term average, in the storage dtype.
-      residual: what rounding has dropped from ``nu`` so far (compensated summation); the average is
-        ``nu + residual``.
-    """
-
-    nu: Array
-    residual: Array
+    def raw_ratio(self, sc: EmaScalars) -> Array | None:
+        return sc.sqrt_correction
 
 
-def _halves(state: Array | LongTermState) -> tuple[Array, Array]:
-    """``(nu, residual)`` of a compensated state, packed (complex) or not."""
-    if isinstance(state, LongTermState):
-        return state
-    return jnp.real(state), jnp.imag(state)
+class LongTermScalars(NamedTuple):
+    r"""Per-step scalars of :class:`LongTermAverage`: the weight :math:`w_t = \beta_2 / B_t` of the new
+    square, :math:`\sqrt{B_t}` (the raw-root ratio) and the carry :math:`B_{t-1} / B_t`."""
+
+    weight: Array
+    sqrt_growth: Array
+    carry: Array
 
 
 @dataclasses.dataclass(frozen=True)
-class LongTermAverage(Accumulator):
-    r"""AdaX's long-term memory of :math:`g^2`, kept in a form that never overflows.
+class LongTermAverage(SecondMoment):
+    r"""AdaX's long-term accumulator (Li et al., 2020), stored without overflow.
 
-    The textbook recurrence and its correction are
-
-    .. math::
-        v_t = (1 + \beta_2) v_{t-1} + \beta_2 g_t^2, \qquad B_t = (1 + \beta_2)^t - 1, \qquad
-        \hat v_t = v_t / B_t .
-
-    Both :math:`v_t` and :math:`B_t` overflow float32 near t = 887,000 for :math:`\beta_2 = 10^{-4}`. We
-    store :math:`\tilde v_t = \hat v_t` directly. Dividing the recurrence by :math:`B_t` and using
-    :math:`(1 + \beta_2) B_{t-1} = B_t - \beta_2`:
+    The textbook recurrence and its correction,
 
     .. math::
-        \tilde v_t = \tilde v_{t-1} + w_t\,(g_t^2 - \tilde v_{t-1}), \qquad w_t = \beta_2 / B_t,
+        v_t = (1+\beta_2) v_{t-1} + \beta_2 g_t^2, \qquad B_t = (1+\beta_2)^t - 1, \qquad
+        \hat v_t = v_t / B_t,
 
-    a running average whose weight starts at :math:`w_1 = 1` and decays to 0. Once :math:`B_t`
-    overflows, :math:`w_t = \beta_2/\infty = 0` and the average stops moving, as the exact recurrence
-    does: nothing here is ever infinite or NaN.
+    are stored as the corrected average itself, :math:`\tilde v_t = v_t / B_t`, which obeys
 
-    *Why compensated.* AdaX weights the *oldest* gradients most, so :math:`\tilde v` is an average over
-    ~1e5 steps whose late increments :math:`w_t (g_t^2 - \tilde v)` fall below half an ulp of
-    :math:`\tilde v`. Rounding then drops the many small (mostly negative, since :math:`g^2` is skewed)
-    increments and keeps the rare large ones: a float32 run drifts ~5e-5 relative from float64 for
-    Gaussian gradients, in this form and in the textbook one alike. We keep what each addition loses
-    (exact, by Fast2Sum) in ``residual``, which decays with the average: the pair ``nu + residual``
-    stays within 1e-8 to 5e-8 of float64 (measured over 3e5 steps; tested over 1e8). The residual is not
-    fed back into ``nu`` (Kahan's form): then the new average does not need the old residual, which
-    halved the step time on XLA:CPU when the two were separate arrays.
-    It costs one more float32 array; ``compensated=False`` drops it (plain running average).
+    .. math::
+        \tilde v_t = \tilde v_{t-1} + w_t (g_t^2 - \tilde v_{t-1}), \qquad w_t = \beta_2 / B_t
+        = \beta_2 / \operatorname{expm1}(t \log(1+\beta_2)),
 
-    *Why one complex array.* ``nu`` and ``residual`` are stored as the real and imaginary parts of one
-    complex array (float32 → complex64, float64 → complex128; in bf16/float16 as a
-    :class:`LongTermState` of two arrays). The residual needs the old and the new average together, so
-    with two arrays the kernel writing the residual reads the old average after the kernel writing the
-    new one has overwritten it in place, and XLA:CPU copies the whole average every step to keep it
-    (XLA:CPU does not fuse the two outputs into one kernel). One complex array is one output: one
-    kernel reads each element's old pair and writes its new pair in place, and the average is computed
-    once, in that kernel, so the residual is taken against exactly the value stored. The new pair goes
-    through ``lax.optimization_barrier``: without it XLA:CPU recomputes it inside the parameter
-    update's kernel from the old pair, which it then has to copy again. A float32 step then moves 36
-    bytes per parameter (θ, g, m and the pair read; θ, m and the pair written) against Adam's 28, with
-    no temporary array. :meth:`stored` reads the average back (``nu + residual``).
+    a running average whose weights never exceed 1, so nothing grows with t (field ``nu``). Every
+    scalar is computed in log space; :math:`B_t` itself overflows past t ≈ 887,000 for β2 = 1e-4, where
+    :math:`w_t \to 0` and the average is frozen: exactly what the exact recurrence does.
+
+    *Compensation.* Once :math:`w_t` falls below float32's resolution the increments round away and
+    :math:`\tilde v` stops following the gradients. The default ``compensated=True`` keeps what each
+    addition lost in a second array (field ``nu_residual``, compensated summation: the lost part is
+    exact by Fast2Sum since :math:`|\tilde v| \ge |w (g^2 - \tilde v)|` for :math:`0 \le w \le 1`); the
+    average is ``nu + nu_residual``. The residual decays with the average, :math:`r_t = (1-w_t)
+    r_{t-1} + \text{lost}_t`, and is not fed back into ``nu`` (Kahan's feedback would make the new
+    average wait for the old residual). It keeps AdaX within 1e-8 to 5e-8 of float64 for 1e8 steps,
+    instead of ~5e-5, for one more array per parameter.
 
     Attributes:
       decay: AdaX's :math:`\beta_2 > 0` (default ``1e-4``); may be a traced array.
@@ -210,120 +150,141 @@ class LongTermAverage(Accumulator):
     decay: Any = 1e-4
     compensated: bool = True
 
-    def init(self, like: Array, dtype) -> Array | LongTermState:
-        if not self.compensated:
-            return jnp.zeros(like.shape, dtype)
-        packed = numerics.complex_of(dtype)  # None in bf16/float16: no complex type has such parts
-        if packed is not None:
-            return jnp.zeros(like.shape, packed)
-        return LongTermState(nu=jnp.zeros(like.shape, dtype), residual=jnp.zeros(like.shape, dtype))
+    @property
+    def fields(self) -> tuple[str, ...]:
+        return ("nu", "nu_residual") if self.compensated else ("nu",)
 
-    def scalars(self, t: Array, dtype) -> Scalars:
+    def init(self, like: Array, dtype) -> LeafState:
+        return {name: jnp.zeros_like(like, dtype=dtype) for name in self.fields}
+
+    def scalars(self, t: Array, dtype, step_state: LeafState) -> LongTermScalars:
         b2 = jnp.asarray(self.decay, dtype)
         log_growth = jnp.log1p(b2)  # log(1 + b2)
-        tf = t.astype(dtype)
+        tf = numerics.as_float(t, dtype)
         big_b = jnp.expm1(tf * log_growth)  # B_t; +inf past float overflow, which every use tolerates
         # w_1 = b2 / B_1 = 1 up to rounding; make it exactly 1 so the first step stores g^2 itself.
         w = jnp.where(t <= 1, jnp.ones_like(b2), b2 / big_b)
         # B_{t-1} / B_t = e^{-l} (1 - e^{-(t-1) l}) / (1 - e^{-t l}): bounded factors, no overflow;
         # 0 at t = 1.
         carry = jnp.exp(-log_growth) * jnp.expm1(-(tf - 1) * log_growth) / jnp.expm1(-tf * log_growth)
-        return Scalars(coef_new=w, eps_div=jnp.sqrt(big_b), carry=carry)
+        return LongTermScalars(weight=w, sqrt_growth=jnp.sqrt(big_b), carry=carry)
 
-    def update(self, state: Array | LongTermState, g: Array, sc: Scalars) -> Array | LongTermState:
-        if not self.compensated:
-            return state + sc.coef_new * (g * g - state)
-        nu, residual = _halves(state)
-        increment = sc.coef_new * (g * g - nu)
+    def update(self, state: LeafState, g: Array, sc: LongTermScalars) -> LeafState:
+        nu = state["nu"]
+        increment = scaled_square(sc.weight, g) - sc.weight * nu
         new_nu = nu + increment
-        # What the addition lost, exactly (Fast2Sum: |nu| >= |increment| since 0 <= w <= 1, nu, g^2 >= 0).
-        lost = increment - (new_nu - nu)
-        # The residual is part of the average, so it decays like the rest of it: (1 - w) r + lost.
-        new_residual = (1 - sc.coef_new) * residual + lost
-        if isinstance(state, LongTermState):
-            return LongTermState(nu=new_nu, residual=new_residual)
-        return jax.lax.optimization_barrier(jax.lax.complex(new_nu, new_residual))
-
-    def stored(self, state: Array | LongTermState) -> Array:
         if not self.compensated:
-            return state
-        nu, residual = _halves(state)
-        return nu + residual
+            return {"nu": new_nu}
+        lost = increment - (new_nu - nu)  # exact (Fast2Sum)
+        return {"nu": new_nu, "nu_residual": (1 - sc.weight) * state["nu_residual"] + lost}
 
+    def stored(self, state: LeafState) -> Array:
+        return state["nu"] + state["nu_residual"] if self.compensated else state["nu"]
 
-class MaxState(NamedTuple):
-    """Per-leaf state of :class:`MaxTracked`: the wrapped accumulator's state and the running maximum."""
+    def correct(self, x: Array, sc: LongTermScalars) -> Array:
+        return x  # stored already corrected
 
-    nu: Any
-    nu_max: Array
+    def sqrt_correct(self, r: Array, sc: LongTermScalars) -> Array:
+        return r
+
+    def raw_ratio(self, sc: LongTermScalars) -> Array:
+        return sc.sqrt_growth
+
+    def carry(self, sc: LongTermScalars) -> Array:
+        return sc.carry
 
 
 @dataclasses.dataclass(frozen=True)
-class MaxTracked(Accumulator):
-    r"""AMSGrad's max-tracking, around *any* second-moment accumulator.
+class MaxTracked(SecondMoment):
+    r"""AMSGrad's max-tracking, around *any* second-moment accumulator (adds the field ``nu_max``).
 
     The denominator uses a running maximum of the wrapped accumulator instead of its current value, so
     that the effective step size never grows. Two conventions are in use:
 
     * ``over="raw"`` (PyTorch, labml): :math:`u_t = \max(u_{t-1}, v_t)` over the raw accumulator, then
-      bias-corrected with the *current* step's correction: :math:`\hat v_t = u_t / \text{div}_t`.
-      In storage units this is :math:`u_t = \max(u_{t-1} \cdot \text{carry}_t, \text{stored}_t)`; for
-      Adam's EMA the carry is 1 and this is an exact ``max``.
-    * ``over="corrected"`` (the AMSGrad paper, optax): :math:`\hat u_t = \max(\hat u_{t-1}, \hat v_t)` over
-      the bias-corrected estimate.
+      bias-corrected with the *current* step's correction. In storage units this is
+      :math:`u_t = \max(u_{t-1} \cdot \text{carry}_t, \text{stored}_t)`; for Adam's EMA the carry is 1
+      and this is an exact ``max``.
+    * ``over="corrected"`` (the AMSGrad paper, optax): :math:`\hat u_t = \max(\hat u_{t-1}, \hat v_t)`
+      over the bias-corrected estimate; ``nu_max`` then holds :math:`\hat u_t`.
+
+    A NaN in the wrapped accumulator stays in the maximum (``jnp.maximum`` propagates it), as in PyTorch.
 
     Attributes:
       inner: the accumulator to track (:class:`MovingAverage`, :class:`LongTermAverage`, ...).
       over: ``"raw"`` or ``"corrected"``.
     """
 
-    inner: Any
+    inner: SecondMoment
     over: str = "raw"
 
     def __post_init__(self):
         if self.over not in ("raw", "corrected"):
             raise ValueError(f"over must be 'raw' or 'corrected', got {self.over!r}")
+        if not isinstance(self.inner, SecondMoment):
+            raise ValueError(f"MaxTracked wraps a SecondMoment accumulator, got {self.inner!r}")
         if isinstance(self.inner, MaxTracked):
             raise ValueError("MaxTracked cannot wrap another MaxTracked accumulator")
+        if "nu_max" in self.inner.fields:
+            raise ValueError(f"{self.inner!r} already has a field named nu_max")
 
     @property
     def is_norm(self) -> bool:  # the maximum of a norm is a norm
         return self.inner.is_norm
 
-    def init(self, like: Array, dtype) -> MaxState:
-        return MaxState(nu=self.inner.init(like, dtype), nu_max=jnp.zeros(like.shape, dtype))
+    @property
+    def elementwise(self) -> bool:
+        return self.inner.elementwise
 
-    def scalars(self, t: Array, dtype) -> Scalars:
-        return self.inner.scalars(t, dtype)
+    @property
+    def fields(self) -> tuple[str, ...]:
+        return (*self.inner.fields, "nu_max")
 
-    def update(self, state: MaxState, g: Array, sc: Scalars) -> MaxState:
-        nu = self.inner.update(state.nu, g, sc)
+    @property
+    def step_fields(self) -> tuple[str, ...]:
+        return self.inner.step_fields
+
+    def init_step(self, dtype) -> LeafState:
+        return self.inner.init_step(dtype)
+
+    def advance(self, step_state: LeafState, t: Array, dtype) -> LeafState:
+        return self.inner.advance(step_state, t, dtype)
+
+    def init(self, like: Array, dtype) -> LeafState:
+        return {**self.inner.init(like, dtype), "nu_max": jnp.zeros_like(like, dtype=dtype)}
+
+    def scalars(self, t: Array, dtype, step_state: LeafState) -> Any:
+        return self.inner.scalars(t, dtype, step_state)
+
+    def update(self, state: LeafState, g: Array, sc: Any) -> LeafState:
+        inner = self.inner.update({k: state[k] for k in self.inner.fields}, g, sc)
         if self.over == "raw":
-            nu_max = jnp.maximum(_mul(state.nu_max, sc.carry), self.inner.stored(nu))
+            carry = self.inner.carry(sc)
+            old = state["nu_max"] if carry is None else state["nu_max"] * carry
+            nu_max = jnp.maximum(old, self.inner.stored(inner))
         else:  # the maximum is kept already corrected
-            nu_max = jnp.maximum(state.nu_max, self.inner.estimate(nu, sc))
-        return MaxState(nu=nu, nu_max=nu_max)
+            nu_max = jnp.maximum(state["nu_max"], self.inner.estimate(inner, sc))
+        return {**inner, "nu_max": nu_max}
 
-    def stored(self, state: MaxState) -> Array:
-        return state.nu_max
+    def stored(self, state: LeafState) -> Array:
+        return state["nu_max"]
 
-    def estimate(self, state: MaxState, sc: Scalars) -> Array:
-        if self.over == "raw":
-            return super().estimate(state, sc)
-        return state.nu_max
+    def correct(self, x: Array, sc: Any) -> Array:
+        return self.inner.correct(x, sc) if self.over == "raw" else x
 
-    def sqrt_estimate(self, state: MaxState, sc: Scalars) -> Array:
-        if self.over == "raw":
-            return super().sqrt_estimate(state, sc)
-        return jnp.sqrt(state.nu_max)
+    def sqrt_correct(self, r: Array, sc: Any) -> Array:
+        return self.inner.sqrt_correct(r, sc) if self.over == "raw" else r
+
+    def raw_ratio(self, sc: Any) -> Array | None:
+        return self.inner.raw_ratio(sc)
 
 
 @dataclasses.dataclass(frozen=True)
-class RunningSum(Accumulator):
-    r"""Adagrad's running sum of squared gradients.
+class RunningSum(SecondMoment):
+    r"""Adagrad's running sum of squared gradients (field ``sum_of_squares``).
 
     .. math::
-        s_0 = s_{init}, \qquad s_t = s_{t-1} + g_t^2, \qquad \hat v_t = s_t \text{ (no correction)}.
+        s_0 = s_{init}, \qquad s_t = s_{t-1} + |g_t|^2, \qquad \hat v_t = s_t \text{ (no correction)}.
 
     Attributes:
       initial: :math:`s_{init} \ge 0`, PyTorch's ``initial_accumulator_value`` (default 0; optax's
@@ -332,71 +293,105 @@ class RunningSum(Accumulator):
 
     initial: Any = 0.0
 
-    def init(self, like: Array, dtype) -> Array:
-        return jnp.full(like.shape, self.initial, dtype)
+    fields = ("sum_of_squares",)
 
-    def scalars(self, t: Array, dtype) -> Scalars:
-        return Scalars()
+    def init(self, like: Array, dtype) -> LeafState:
+        return {"sum_of_squares": jnp.full_like(like, self.initial, dtype=dtype)}
 
-    def update(self, s: Array, g: Array, sc: Scalars) -> Array:
-        return s + g * g
+    def scalars(self, t: Array, dtype, step_state: LeafState) -> None:
+        return None
 
-    def stored(self, s: Array) -> Array:
-        return s
+    def update(self, state: LeafState, g: Array, sc: None) -> LeafState:
+        return {"sum_of_squares": state["sum_of_squares"] + scaled_square(None, g)}
+
+    def stored(self, state: LeafState) -> Array:
+        return state["sum_of_squares"]
+
+    def correct(self, x: Array, sc: None) -> Array:
+        return x
+
+    def sqrt_correct(self, r: Array, sc: None) -> Array:
+        return r
 
 
-class CenteredState(NamedTuple):
-    """Per-leaf state of :class:`CenteredMovingAverage`: the averages of :math:`g^2` and of :math:`g`."""
+class CenteredScalars(NamedTuple):
+    """Per-step scalars of :class:`CenteredMovingAverage`: α and 1 − α."""
 
-    nu: Array
-    mu: Array
+    decay: Array
+    complement: Array
 
 
 @dataclasses.dataclass(frozen=True)
-class CenteredMovingAverage(Accumulator):
+class CenteredMovingAverage(SecondMoment):
     r"""Centered RMSprop's variance estimate (Graves, 2013; ``torch.optim.RMSprop(centered=True)``).
 
-    .. math::
-        v_t = \alpha v_{t-1} + (1-\alpha) g_t^2, \qquad \bar g_t = \alpha \bar g_{t-1} + (1-\alpha) g_t,
-        \qquad \hat v_t = v_t - \bar g_t^2 \text{ (no bias correction)}.
+    Fields ``nu`` (the average of :math:`|g|^2`) and ``grad_avg`` (the average of :math:`g`):
 
-    :math:`\hat v_t \ge 0` in exact arithmetic (a weighted variance); rounding can make it a tiny
-    negative number when the gradient barely varies, and its root is then NaN, exactly as in PyTorch.
+    .. math::
+        v_t = \alpha v_{t-1} + (1-\alpha) |g_t|^2, \qquad
+        \bar g_t = \bar g_{t-1} + (1-\alpha)(g_t - \bar g_{t-1}), \qquad
+        \hat v_t = v_t - |\bar g_t|^2 \text{ (no bias correction)}.
+
+    :math:`\hat v_t \ge 0` in exact arithmetic (a weighted variance), but when the gradient barely varies
+    it is a difference of two nearly equal numbers and rounding decides its sign: a tiny negative value
+    has a NaN root, a tiny positive one a huge step. PyTorch has the same cancellation; its rounding is
+    reproduced by :func:`adaptx.torch_compat.rmsprop`.
 
     Attributes:
       decay: :math:`\alpha` in ``[0, 1)`` (PyTorch's default 0.99).
-      host_constants: :math:`1 - \alpha` from the Python float in float64 (PyTorch).
     """
 
     decay: Any = 0.99
-    host_constants: bool = False
 
-    def init(self, like: Array, dtype) -> CenteredState:
-        return CenteredState(nu=jnp.zeros(like.shape, dtype), mu=jnp.zeros(like.shape, dtype))
+    fields = ("nu", "grad_avg")
 
-    def scalars(self, t: Array, dtype) -> Scalars:
-        a = jnp.asarray(self.decay, dtype)
-        return Scalars(coef_old=a, coef_new=constants.complement(self.decay, dtype, self.host_constants))
+    def complement(self, dtype) -> Array:
+        r""":math:`1 - \alpha` in ``dtype``."""
+        return 1 - jnp.asarray(self.decay, dtype)
 
-    def update(self, state: CenteredState, g: Array, sc: Scalars) -> CenteredState:
-        return CenteredState(
-            nu=sc.coef_old * state.nu + sc.coef_new * (g * g),
-            mu=sc.coef_old * state.mu + sc.coef_new * g,
-        )
+    def init(self, like: Array, dtype) -> LeafState:
+        # grad_avg has the gradient's kind (complex for complex parameters), nu is real.
+        kind = like.dtype if jnp.iscomplexobj(like) else dtype
+        avg_dtype = numerics.complex_of(dtype) if jnp.issubdtype(kind, jnp.complexfloating) else dtype
+        return {"nu": jnp.zeros_like(like, dtype=dtype), "grad_avg": jnp.zeros_like(like, dtype=avg_dtype)}
 
-    def stored(self, state: CenteredState) -> Array:
-        return state.nu - state.mu * state.mu
+    def scalars(self, t: Array, dtype, step_state: LeafState) -> CenteredScalars:
+        return CenteredScalars(jnp.asarray(self.decay, dtype), self.complement(dtype))
+
+    def update(self, state: LeafState, g: Array, sc: CenteredScalars) -> LeafState:
+        avg = state["grad_avg"]
+        return {
+            "nu": sc.decay * state["nu"] + scaled_square(sc.complement, g),
+            "grad_avg": avg + sc.complement * (g - avg),
+        }
+
+    def stored(self, state: LeafState) -> Array:
+        return state["nu"] - scaled_square(None, state["grad_avg"])
+
+    def correct(self, x: Array, sc: CenteredScalars) -> Array:
+        return x
+
+    def sqrt_correct(self, r: Array, sc: CenteredScalars) -> Array:
+        return r
+
+
+class NormScalars(NamedTuple):
+    """Per-step scalars of :class:`InfinityNorm`: β2 and ε."""
+
+    decay: Array
+    eps: Array
 
 
 @dataclasses.dataclass(frozen=True)
-class InfinityNorm(Accumulator):
-    r"""Adamax's exponentially weighted infinity norm (Kingma & Ba, 2015, section 7.1).
+class InfinityNorm(SecondMoment):
+    r"""Adamax's exponentially weighted infinity norm (Kingma & Ba, 2015, section 7.1; field ``nu``).
 
     .. math::
         u_t = \max(\beta_2 u_{t-1},\; |g_t| + \epsilon), \qquad \sqrt{\hat v_t} := u_t .
 
     The accumulator tracks a norm, not a square (``is_norm``), so :func:`adaptx.scale_by_moments` divides
-    by :math:`u_t` itself. ε sits *inside* the maximum, as in PyTorch, so the engine's own ε should be 0.
+    by :math:`u_t` itself. ε sits *inside* the maximum, as in PyTorch, so the block's own ε should be 0.
+    A NaN gradient makes :math:`u_t` NaN (``jnp.maximum`` propagates it).
 
     Attributes:
       decay: :math:`\beta_2` in ``[0, 1)``.
@@ -407,14 +402,22 @@ class InfinityNorm(Accumulator):
     eps: Any = 1e-8
     is_norm = True  # a class constant, not a field
 
-    def init(self, like: Array, dtype) -> Array:
-        return jnp.zeros(like.shape, dtype)
+    fields = ("nu",)
 
-    def scalars(self, t: Array, dtype) -> Scalars:
-        return Scalars(coef_old=jnp.asarray(self.decay, dtype))
+    def init(self, like: Array, dtype) -> LeafState:
+        return {"nu": jnp.zeros_like(like, dtype=dtype)}
 
-    def update(self, u: Array, g: Array, sc: Scalars) -> Array:
-        return jnp.maximum(sc.coef_old * u, jnp.abs(g) + jnp.asarray(self.eps, g.dtype))
+    def scalars(self, t: Array, dtype, step_state: LeafState) -> NormScalars:
+        return NormScalars(jnp.asarray(self.decay, dtype), jnp.asarray(self.eps, dtype))
 
-    def stored(self, u: Array) -> Array:
-        return u
+    def update(self, state: LeafState, g: Array, sc: NormScalars) -> LeafState:
+        return {"nu": jnp.maximum(sc.decay * state["nu"], jnp.abs(g) + sc.eps)}
+
+    def stored(self, state: LeafState) -> Array:
+        return state["nu"]
+
+    def correct(self, x: Array, sc: NormScalars) -> Array:
+        return x
+
+    def sqrt_correct(self, r: Array, sc: NormScalars) -> Array:
+        return r

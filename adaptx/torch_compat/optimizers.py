@@ -19,24 +19,30 @@ from typing import Any
 import jax.numpy as jnp
 import optax
 
-from adaptx.transforms.adaptive import scale_by_adam
-from adaptx.transforms.assembly import assemble, is_off, split_betas
-from adaptx.transforms.classic import (
-    scale_by_adagrad,
-    scale_by_adamax,
-    scale_by_momentum,
-    scale_by_nadam,
-    scale_by_radam,
-    scale_by_rmsprop,
+from adaptx.core import hyperparams
+from adaptx.moments.rectification import RAdamRectification
+from adaptx.moments.second import InfinityNorm, RunningSum
+from adaptx.torch_compat.assembly import split_betas, torch_chain
+from adaptx.torch_compat.decay import stepped_decay
+from adaptx.torch_compat.inplace import apply_in_sequence
+from adaptx.torch_compat.pieces import (
+    HostCentered,
+    HostFirstAverage,
+    HostSecondAverage,
+    SplitNesterov,
 )
-from adaptx.transforms.inplace import apply_in_sequence
+from adaptx.transforms.adaptive import max_tracking, scale_by_moments
+from adaptx.transforms.classic import scale_by_momentum
 from adaptx.transforms.learning_rate import inverse_time_decay
 
 Transform = optax.GradientTransformationExtraArgs
 
 
-def _weight_decay(weight_decay: Any, decoupled: bool) -> dict:
-    return {"decoupled": weight_decay} if decoupled else {"l2": weight_decay}
+def _decay(weight_decay: Any, lr: Any, decoupled: bool) -> dict:
+    """PyTorch's two weight decays: coupled L2, or θ·(1 − γλ) applied in place."""
+    if decoupled:
+        return {"decay": stepped_decay(weight_decay, lr, as_factor=True)}
+    return {"l2": weight_decay}
 
 
 def sgd(
@@ -62,10 +68,8 @@ def sgd(
       >>> from adaptx import torch_compat
       >>> opt = torch_compat.sgd(lr=0.1, momentum=0.9, nesterov=True)
     """
-    scaling = [] if is_off(momentum) and not nesterov else [
-        scale_by_momentum(momentum, dampening, nesterov, shared_count=True)
-    ]
-    return assemble(scaling, lr, maximize=maximize, l2=weight_decay)
+    scaling = [scale_by_momentum(momentum, dampening, nesterov)]  # always: the same state for any momentum
+    return torch_chain(scaling, lr, maximize=maximize, l2=weight_decay)
 
 
 def adam(
@@ -95,12 +99,8 @@ def adam(
       >>> opt = torch_compat.adam(lr=1e-3, weight_decay=1e-4, amsgrad=True)
     """
     b1, b2 = split_betas(betas)
-    scaling = scale_by_adam(
-        b1, b2, eps, amsgrad="raw" if amsgrad else False, shared_count=True, host_constants=True
-    )
-    return assemble(
-        [scaling], lr, maximize=maximize, **_weight_decay(weight_decay, decoupled_weight_decay)
-    )
+    scaling = scale_by_moments(max_tracking(HostSecondAverage(b2), amsgrad), HostFirstAverage(b1), eps=eps)
+    return torch_chain([scaling], lr, maximize=maximize, **_decay(weight_decay, lr, decoupled_weight_decay))
 
 
 def adamw(
@@ -119,7 +119,7 @@ def adamw(
 
     The factor :math:`1 - \gamma\lambda` is rounded to float32 before it multiplies θ, as in PyTorch;
     ``optax.adamw`` subtracts :math:`\gamma\lambda\theta` instead, a difference of up to half an ulp of 1
-    per step, always in the same direction (see :func:`adaptx.decoupled_weight_decay`, ``as_factor``).
+    per step, always in the same direction (see :mod:`adaptx.torch_compat.decay`).
 
     Example:
       >>> from adaptx import torch_compat
@@ -152,10 +152,11 @@ def rmsprop(
       >>> from adaptx import torch_compat
       >>> opt = torch_compat.rmsprop(lr=1e-2, momentum=0.9, centered=True)
     """
-    scaling = [scale_by_rmsprop(alpha, eps, centered=centered, shared_count=True, host_constants=True)]
-    if not is_off(momentum):
-        scaling.append(scale_by_momentum(momentum, shared_count=True))
-    return assemble(scaling, lr, maximize=maximize, l2=weight_decay)
+    hyperparams.check_decay("alpha", alpha)
+    second = HostCentered(alpha) if centered else HostSecondAverage(alpha, debias=False)
+    # The momentum buffer is always kept (a Python 0 gives b_t = g_t), so the state has one structure.
+    scaling = [scale_by_moments(second, None, eps=eps), scale_by_momentum(momentum)]
+    return torch_chain(scaling, lr, maximize=maximize, l2=weight_decay)
 
 
 def adagrad(
@@ -181,10 +182,9 @@ def adagrad(
       >>> from adaptx import torch_compat
       >>> opt = torch_compat.adagrad(lr=1e-2, lr_decay=1e-3)
     """
-    scaling = scale_by_adagrad(initial_accumulator_value, eps, shared_count=True)
-    return assemble(
-        [scaling], inverse_time_decay(lr, lr_decay), maximize=maximize, l2=weight_decay
-    )
+    hyperparams.check_non_negative("initial_accumulator_value", initial_accumulator_value)
+    scaling = scale_by_moments(RunningSum(initial_accumulator_value), None, eps=eps)
+    return torch_chain([scaling], inverse_time_decay(lr, lr_decay), maximize=maximize, l2=weight_decay)
 
 
 def adamax(
@@ -206,10 +206,9 @@ def adamax(
       >>> opt = torch_compat.adamax(lr=2e-3)
     """
     b1, b2 = split_betas(betas)
-    return assemble(
-        [scale_by_adamax(b1, b2, eps, shared_count=True, host_constants=True)], lr, maximize=maximize,
-        l2=weight_decay,
-    )
+    hyperparams.check_non_negative("eps", eps)
+    scaling = scale_by_moments(InfinityNorm(b2, eps), HostFirstAverage(b1), eps=0.0)
+    return torch_chain([scaling], lr, maximize=maximize, l2=weight_decay)
 
 
 def nadam(
@@ -237,13 +236,13 @@ def nadam(
       >>> opt = torch_compat.nadam(lr=2e-3, momentum_decay=4e-3)
     """
     b1, b2 = split_betas(betas)
-    scaling = scale_by_nadam(
-        b1, b2, eps, momentum_decay, shared_count=True, host_constants=True,
-        product_dtype=jnp.float32,  # torch keeps the product in its default dtype, float32
-        split=True,  # torch adds the gradient and momentum terms with two addcdiv_, two roundings
-    )
-    return assemble(
-        [scaling], lr, maximize=maximize, **_weight_decay(weight_decay, decoupled_weight_decay),
+    hyperparams.check_non_negative("momentum_decay", momentum_decay)
+    # torch keeps the product of momenta in its default dtype, float32, and adds the gradient and the
+    # momentum terms to θ with two addcdiv_ (two roundings): SplitNesterov returns them as two Parts.
+    first = SplitNesterov(b1, momentum_decay, product_dtype=jnp.float32)
+    scaling = scale_by_moments(HostSecondAverage(b2), first, eps=eps)
+    return torch_chain(
+        [scaling], lr, maximize=maximize, **_decay(weight_decay, lr, decoupled_weight_decay),
         finish=[apply_in_sequence()],
     )
 
@@ -272,7 +271,7 @@ def radam(
       >>> opt = torch_compat.radam(lr=1e-3)
     """
     b1, b2 = split_betas(betas)
-    scaling = scale_by_radam(b1, b2, eps, shared_count=True, host_constants=True)
-    return assemble(
-        [scaling], lr, maximize=maximize, **_weight_decay(weight_decay, decoupled_weight_decay)
+    scaling = scale_by_moments(
+        HostSecondAverage(b2), HostFirstAverage(b1), eps=eps, eps_on="raw", rectifier=RAdamRectification(b2)
     )
+    return torch_chain([scaling], lr, maximize=maximize, **_decay(weight_decay, lr, decoupled_weight_decay))

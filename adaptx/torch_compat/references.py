@@ -6,8 +6,9 @@ r"""Reference formulations that are not in ``torch.optim``, under documented nam
 * :func:`labml_adam`, :func:`labml_amsgrad`: labml.ai's annotated ``Adam``/``AMSGrad``
   (``optimized_update``, decoupled/absolute/coupled weight decay).
 
-Each is built from the same blocks as :mod:`adaptx.torch_compat.optimizers`; the update rules are those of
-``REFERENCE.md`` and are tested against PyTorch implementations of them (``tests/torch_refs.py``).
+Each is built from the same blocks as :mod:`adaptx.torch_compat.optimizers`; the update rules are written
+out in ``docs/references.md`` and tested against PyTorch implementations of them
+(:mod:`adaptx.parity.reference_optimizers`).
 """
 
 from __future__ import annotations
@@ -16,8 +17,10 @@ from typing import Any
 
 import optax
 
-from adaptx.transforms.adaptive import scale_by_adam, scale_by_adax
-from adaptx.transforms.assembly import assemble, split_betas
+from adaptx.torch_compat.assembly import split_betas, torch_chain
+from adaptx.torch_compat.decay import stepped_decay
+from adaptx.torch_compat.pieces import HostFirstAverage, HostSecondAverage
+from adaptx.transforms.adaptive import max_tracking, scale_by_adax, scale_by_moments
 
 Transform = optax.GradientTransformationExtraArgs
 
@@ -46,10 +49,7 @@ def adax(
       >>> opt = torch_compat.adax()
     """
     b1, b2 = split_betas(betas)
-    return assemble(
-        [scale_by_adax(b1, b2, eps, eps_on="raw", shared_count=True)], lr, maximize=maximize,
-        l2=weight_decay,
-    )
+    return torch_chain([scale_by_adax(b1, b2, eps, eps_on="raw")], lr, maximize=maximize, l2=weight_decay)
 
 
 def adaxw(
@@ -74,9 +74,9 @@ def adaxw(
       >>> opt = torch_compat.adaxw()
     """
     b1, b2 = split_betas(betas)
-    return assemble(
-        [scale_by_adax(b1, b2, eps, eps_on="raw", shared_count=True)], lr, maximize=maximize,
-        decoupled=weight_decay, as_factor=False,
+    return torch_chain(
+        [scale_by_adax(b1, b2, eps, eps_on="raw")], lr, maximize=maximize,
+        decay=stepped_decay(weight_decay, lr, as_factor=False),
     )
 
 
@@ -105,12 +105,12 @@ def hf_adamw(
       >>> opt = torch_compat.hf_adamw(lr=5e-5, weight_decay=0.01, correct_bias=False)
     """
     b1, b2 = split_betas(betas)
-    scaling = scale_by_adam(
-        b1, b2, eps, eps_on="raw", debias_mu=correct_bias, debias_nu=correct_bias, shared_count=True,
-        host_constants=True,
+    scaling = scale_by_moments(
+        HostSecondAverage(b2, debias=correct_bias), HostFirstAverage(b1, debias=correct_bias), eps=eps,
+        eps_on="raw",
     )
-    return assemble(
-        [scaling], lr, maximize=maximize, decoupled=weight_decay, as_factor=False, decay_on="updated"
+    return torch_chain(
+        [scaling], lr, maximize=maximize, decay=stepped_decay(weight_decay, lr, as_factor=False, on="updated")
     )
 
 
@@ -143,16 +143,14 @@ def labml_adam(
       >>> opt = torch_compat.labml_adam(weight_decay=1e-2, absolute=True)
     """
     b1, b2 = split_betas(betas)
-    scaling = scale_by_adam(
-        b1, b2, eps, eps_on="raw" if optimized_update else "corrected",
-        amsgrad="raw" if amsgrad else False, shared_count=True, host_constants=True,
+    scaling = scale_by_moments(
+        max_tracking(HostSecondAverage(b2), amsgrad), HostFirstAverage(b1), eps=eps,
+        eps_on="raw" if optimized_update else "corrected",
     )
     if not weight_decouple:
-        return assemble([scaling], lr, maximize=maximize, l2=weight_decay)
-    return assemble(
-        [scaling], lr, maximize=maximize, decoupled=weight_decay, decay_lr=None if absolute else "lr",
-        as_factor=True,
-    )
+        return torch_chain([scaling], lr, maximize=maximize, l2=weight_decay)
+    decay = stepped_decay(weight_decay, None if absolute else lr, as_factor=True)
+    return torch_chain([scaling], lr, maximize=maximize, decay=decay)
 
 
 def labml_amsgrad(

@@ -1,7 +1,6 @@
 """Public gradient transformations: the blocks optimizers are chained from."""
 
 from adaptx.transforms.adaptive import (
-    ScaleByMomentsState,
     scale_by_adam,
     scale_by_adax,
     scale_by_amsgrad,
@@ -15,21 +14,14 @@ from adaptx.transforms.classic import (
     scale_by_radam,
     scale_by_rmsprop,
 )
-from adaptx.transforms.inplace import Parts, apply_in_sequence
-from adaptx.transforms.learning_rate import (
-    ScaleByLearningRateState,
-    inverse_time_decay,
-    scale_by_learning_rate,
-)
-from adaptx.transforms.weight_decay import WeightDecayState, add_l2, decoupled_weight_decay
+from adaptx.transforms.learning_rate import inverse_time_decay, scale_by_learning_rate
+from adaptx.transforms.state import MomentsState
+from adaptx.transforms.weight_decay import add_decayed_weights, add_l2, decoupled_weight_decay
 
 __all__ = [
-    "Parts",
-    "ScaleByLearningRateState",
-    "ScaleByMomentsState",
-    "WeightDecayState",
+    "MomentsState",
+    "add_decayed_weights",
     "add_l2",
-    "apply_in_sequence",
     "decoupled_weight_decay",
     "inverse_time_decay",
     "scale_by_adagrad",

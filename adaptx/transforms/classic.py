@@ -25,7 +25,6 @@ def scale_by_momentum(
     nesterov: bool = False,
     *,
     mu_dtype: Any = None,
-    shared_count: bool = False,
 ) -> optax.GradientTransformationExtraArgs:
     r"""Heavy-ball momentum with PyTorch's buffer semantics.
 
@@ -43,7 +42,6 @@ def scale_by_momentum(
       dampening: τ (PyTorch's ``dampening``), applied from the second step on.
       nesterov: use :math:`u_t + \mu b_t`.
       mu_dtype: storage dtype of the buffer (default: the parameter's).
-      shared_count: use the step counter of an enclosing :func:`adaptx.chain`.
 
     Example:
       >>> import adaptx, optax
@@ -58,10 +56,7 @@ def scale_by_momentum(
             f"nesterov momentum needs momentum > 0 and dampening == 0, got momentum={momentum!r}, "
             f"dampening={dampening!r}"
         )
-    return scale_by_moments(
-        None, first_moments.Momentum(momentum, dampening, nesterov), eps=0.0, mu_dtype=mu_dtype,
-        shared_count=shared_count,
-    )
+    return scale_by_moments(None, first_moments.Momentum(momentum, dampening, nesterov), mu_dtype=mu_dtype)
 
 
 def scale_by_rmsprop(
@@ -70,8 +65,6 @@ def scale_by_rmsprop(
     *,
     centered: bool = False,
     nu_dtype: Any = None,
-    shared_count: bool = False,
-    host_constants: bool = False,
 ) -> optax.GradientTransformationExtraArgs:
     r"""RMSprop's scaling with ε outside the root and no bias correction (PyTorch's convention).
 
@@ -87,7 +80,7 @@ def scale_by_rmsprop(
       alpha: α in ``[0, 1)``.
       eps: ε ``>= 0`` added to the root.
       centered: divide by the root of the variance estimate instead of the second moment.
-      nu_dtype, shared_count, host_constants: as in :func:`adaptx.scale_by_adam`.
+      nu_dtype: as in :func:`adaptx.scale_by_adam`.
 
     Example:
       >>> import adaptx, optax
@@ -95,11 +88,11 @@ def scale_by_rmsprop(
     """
     hyperparams.check_decay("alpha", alpha)
     second = (
-        second_moments.CenteredMovingAverage(alpha, host_constants=host_constants)
+        second_moments.CenteredMovingAverage(alpha)
         if centered
-        else second_moments.MovingAverage(alpha, debias=False, host_constants=host_constants)
+        else second_moments.MovingAverage(alpha, debias=False)
     )
-    return scale_by_moments(second, None, eps=eps, nu_dtype=nu_dtype, shared_count=shared_count)
+    return scale_by_moments(second, None, eps=eps, nu_dtype=nu_dtype)
 
 
 def scale_by_adagrad(
@@ -107,7 +100,6 @@ def scale_by_adagrad(
     eps: Any = 1e-10,
     *,
     nu_dtype: Any = None,
-    shared_count: bool = False,
 ) -> optax.GradientTransformationExtraArgs:
     r"""Adagrad's scaling (Duchi et al., 2011) with ε outside the root (PyTorch's convention).
 
@@ -121,17 +113,15 @@ def scale_by_adagrad(
     Args:
       initial_accumulator_value: :math:`s_{init} \ge 0`.
       eps: ε ``>= 0``.
-      nu_dtype, shared_count: as in :func:`adaptx.scale_by_adam`.
+      nu_dtype: as in :func:`adaptx.scale_by_adam`.
 
     Example:
       >>> import adaptx, optax
       >>> opt = optax.chain(adaptx.scale_by_adagrad(), optax.scale(-1e-2))
     """
     hyperparams.check_non_negative("initial_accumulator_value", initial_accumulator_value)
-    return scale_by_moments(
-        second_moments.RunningSum(initial_accumulator_value), None, eps=eps, nu_dtype=nu_dtype,
-        shared_count=shared_count,
-    )
+    accumulator = second_moments.RunningSum(initial_accumulator_value)
+    return scale_by_moments(accumulator, None, eps=eps, nu_dtype=nu_dtype)
 
 
 def scale_by_adamax(
@@ -141,8 +131,6 @@ def scale_by_adamax(
     *,
     mu_dtype: Any = None,
     nu_dtype: Any = None,
-    shared_count: bool = False,
-    host_constants: bool = False,
 ) -> optax.GradientTransformationExtraArgs:
     r"""Adamax's scaling (Kingma & Ba, 2015): Adam with an infinity norm in the denominator.
 
@@ -156,7 +144,7 @@ def scale_by_adamax(
     Args:
       b1, b2: decays in ``[0, 1)``.
       eps: ε ``>= 0``.
-      mu_dtype, nu_dtype, shared_count, host_constants: as in :func:`adaptx.scale_by_adam`.
+      mu_dtype, nu_dtype: as in :func:`adaptx.scale_by_adam`.
 
     Example:
       >>> import adaptx, optax
@@ -167,8 +155,8 @@ def scale_by_adamax(
     hyperparams.check_non_negative("eps", eps)
     return scale_by_moments(
         second_moments.InfinityNorm(b2, eps),
-        first_moments.MovingAverage(b1, host_constants=host_constants),
-        eps=0.0, mu_dtype=mu_dtype, nu_dtype=nu_dtype, shared_count=shared_count,
+        first_moments.MovingAverage(b1),
+        eps=0.0, mu_dtype=mu_dtype, nu_dtype=nu_dtype,
     )
 
 
@@ -180,10 +168,7 @@ def scale_by_nadam(
     *,
     mu_dtype: Any = None,
     nu_dtype: Any = None,
-    shared_count: bool = False,
-    host_constants: bool = False,
     product_dtype: Any = None,
-    split: bool = False,
 ) -> optax.GradientTransformationExtraArgs:
     r"""NAdam's scaling (Dozat, 2016) with PyTorch's momentum schedule.
 
@@ -199,12 +184,9 @@ def scale_by_nadam(
       b1, b2: decays in ``[0, 1)``.
       eps: ε ``>= 0`` on the corrected root.
       momentum_decay: ψ ``>= 0``.
-      mu_dtype, nu_dtype, shared_count, host_constants: as in :func:`adaptx.scale_by_adam`.
+      mu_dtype, nu_dtype: as in :func:`adaptx.scale_by_adam`.
       product_dtype: the dtype of NAdam's product of momenta (see
         :class:`adaptx.moments.first.NesterovMovingAverage`).
-      split: emit the gradient and momentum terms as :class:`adaptx.transforms.inplace.Parts`, to be
-        applied one rounding at a time as PyTorch does (end the chain with
-        :func:`adaptx.transforms.inplace.apply_in_sequence`).
 
     Example:
       >>> import adaptx, optax
@@ -214,11 +196,9 @@ def scale_by_nadam(
     hyperparams.check_decay("b2", b2)
     hyperparams.check_non_negative("momentum_decay", momentum_decay)
     return scale_by_moments(
-        second_moments.MovingAverage(b2, host_constants=host_constants),
-        first_moments.NesterovMovingAverage(
-            b1, momentum_decay, product_dtype=product_dtype, host_constants=host_constants
-        ),
-        eps=eps, mu_dtype=mu_dtype, nu_dtype=nu_dtype, shared_count=shared_count, split=split,
+        second_moments.MovingAverage(b2),
+        first_moments.NesterovMovingAverage(b1, momentum_decay, product_dtype=product_dtype),
+        eps=eps, mu_dtype=mu_dtype, nu_dtype=nu_dtype,
     )
 
 
@@ -230,8 +210,6 @@ def scale_by_radam(
     threshold: float = 5.0,
     mu_dtype: Any = None,
     nu_dtype: Any = None,
-    shared_count: bool = False,
-    host_constants: bool = False,
 ) -> optax.GradientTransformationExtraArgs:
     r"""RAdam's scaling (Liu et al., 2020), PyTorch's formulation.
 
@@ -248,7 +226,7 @@ def scale_by_radam(
       b1, b2: decays in ``[0, 1)`` (b2 > 0).
       eps: ε ``>= 0``.
       threshold: the :math:`\rho_t` above which the adaptive step is used (PyTorch: 5).
-      mu_dtype, nu_dtype, shared_count, host_constants: as in :func:`adaptx.scale_by_adam`.
+      mu_dtype, nu_dtype: as in :func:`adaptx.scale_by_adam`.
 
     Example:
       >>> import adaptx, optax
@@ -257,8 +235,8 @@ def scale_by_radam(
     hyperparams.check_decay("b1", b1)
     hyperparams.check_decay("b2", b2)
     return scale_by_moments(
-        second_moments.MovingAverage(b2, host_constants=host_constants),
-        first_moments.MovingAverage(b1, host_constants=host_constants),
-        eps=eps, eps_on="raw", mu_dtype=mu_dtype, nu_dtype=nu_dtype, shared_count=shared_count,
+        second_moments.MovingAverage(b2),
+        first_moments.MovingAverage(b1),
+        eps=eps, eps_on="raw", mu_dtype=mu_dtype, nu_dtype=nu_dtype,
         rectifier=RAdamRectification(b2, threshold),
     )

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any, NamedTuple
+from typing import Any
 
 import jax
 import jax.numpy as jnp
@@ -10,17 +10,36 @@ import optax
 
 from adaptx.core import counting, hyperparams, numerics
 
-Array = jax.Array
 
+def stepped_learning_rate(
+    learning_rate: Any, *, flip_sign: bool = True, name: str = "learning_rate"
+) -> optax.GradientTransformationExtraArgs:
+    """:func:`scale_by_learning_rate` reading the step number from its chain; validates the rate under
+    ``name`` (PyTorch's optimizers call it ``lr``)."""
+    who = "adaptx.scale_by_learning_rate"
+    hyperparams.check_non_negative(name, learning_rate, schedule_ok=True)
 
-class ScaleByLearningRateState(NamedTuple):
-    """State of :func:`scale_by_learning_rate`: the block's own counter, or ``None`` in a chain."""
+    def init_fn(params):
+        del params
+        return optax.EmptyState()
 
-    count: Array | None
+    def update_fn(updates, state, params=None, **extra_args):
+        del params
+        t = counting.step_of(extra_args, who)
+        lr = hyperparams.PerDtype(name, learning_rate, t - 1)
+
+        def leaf(u):
+            c = numerics.compute_dtype(u.dtype)
+            gamma = -lr(c) if flip_sign else lr(c)
+            return (gamma * numerics.cast_state(u, c)).astype(u.dtype)
+
+        return jax.tree.map(leaf, updates), state
+
+    return optax.GradientTransformationExtraArgs(init_fn, update_fn)
 
 
 def scale_by_learning_rate(
-    learning_rate: Any, *, flip_sign: bool = True, shared_count: bool = False
+    learning_rate: Any, *, flip_sign: bool = True
 ) -> optax.GradientTransformationExtraArgs:
     r"""Multiply updates by :math:`-\gamma_t` (a descent step).
 
@@ -28,39 +47,21 @@ def scale_by_learning_rate(
         u \leftarrow -\gamma_t\, u, \qquad \gamma_t = \text{schedule}(t - 1) \text{ or the constant } \gamma.
 
     The schedule is evaluated at the number of steps already taken (0 for the first update), as a
-    PyTorch LR scheduler stepped once per optimizer step. γ is applied in float32 (or float64 for
-    float64 parameters) and the product cast back to the update's dtype.
+    PyTorch LR scheduler stepped once per optimizer step, and once per step and compute dtype whatever
+    the number of parameters. γ is applied in float32 (float64 for float64 parameters) and the product
+    cast back to the update's dtype. The state is ``optax.EmptyState()``: the step number comes from
+    the optimizer's one counter (:func:`adaptx.chain`).
 
     Args:
-      learning_rate: γ ``>= 0``: a number, an array (may be traced) or an optax schedule.
+      learning_rate: γ ``>= 0``: a number, a scalar array (may be traced) or an optax schedule.
       flip_sign: multiply by :math:`-\gamma` (default) rather than :math:`\gamma`.
-      shared_count: use the step counter of an enclosing :func:`adaptx.chain`.
 
     Example:
       >>> import adaptx, optax
-      >>> opt = optax.chain(adaptx.scale_by_adam(), adaptx.scale_by_learning_rate(
+      >>> opt = adaptx.chain(adaptx.scale_by_adam(), adaptx.scale_by_learning_rate(
       ...     optax.cosine_decay_schedule(1e-3, 1000)))
     """
-    hyperparams.check_non_negative("learning_rate", learning_rate, schedule_ok=True)
-    sign = -1 if flip_sign else 1
-    who = "adaptx.scale_by_learning_rate"
-
-    def init_fn(params):
-        del params
-        return ScaleByLearningRateState(count=counting.init(shared_count))
-
-    def update_fn(updates, state, params=None, **extra_args):
-        del params
-        t, count = counting.next_step(shared_count, state.count, extra_args, who)
-
-        def leaf(u):
-            c = numerics.compute_dtype(u.dtype)
-            lr = hyperparams.evaluate(learning_rate, t - 1, c)
-            return (sign * lr * u.astype(c)).astype(u.dtype)
-
-        return jax.tree.map(leaf, updates), ScaleByLearningRateState(count=count)
-
-    return optax.GradientTransformationExtraArgs(init_fn, update_fn)
+    return counting.counted(stepped_learning_rate(learning_rate, flip_sign=flip_sign))
 
 
 def inverse_time_decay(learning_rate: Any, decay: Any) -> Any:
@@ -82,11 +83,11 @@ def inverse_time_decay(learning_rate: Any, decay: Any) -> Any:
     """
     hyperparams.check_non_negative("lr_decay", decay)
     hyperparams.check_non_negative("learning_rate", learning_rate, schedule_ok=True)
-    if isinstance(decay, (int, float)) and decay == 0:
+    if hyperparams.is_python_zero(decay):
         return learning_rate
 
     def schedule(step):
-        lr = learning_rate(step) if callable(learning_rate) else learning_rate
+        lr = learning_rate(step) if hyperparams.is_schedule(learning_rate) else learning_rate
         s = jnp.asarray(step, jnp.result_type(float))  # float64 under jax_enable_x64, else float32
         return lr / (1 + s * decay)
 

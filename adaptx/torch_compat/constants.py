@@ -7,7 +7,7 @@ dtype*, which keeps them mutually consistent (the weights of an EMA then sum to 
 float64 from the Python float and rounds the results. In float32 the two differ by
 :math:`(1 - \mathrm{fl}(0.999)) / \mathrm{fl}(1 - 0.999) - 1 = -1.3\times10^{-5}` for β = 0.999: a
 systematic bias of the second moment of that size early on, which moves an Adam run by ~2e-6 of its
-total movement over 1000 steps (measured). With ``host=True`` these helpers reproduce PyTorch's
+total movement over 1000 steps (measured). These helpers reproduce PyTorch's
 constants whenever β is a concrete Python number; traced or array-valued β fall back to the
 compute-dtype forms.
 """
@@ -30,20 +30,20 @@ def is_python_number(x: Any) -> bool:
     return isinstance(x, (int, float)) and not isinstance(x, bool)
 
 
-def complement(b: Any, dtype, host: bool = False) -> Array:
-    r""":math:`1 - \beta` as ``dtype``: from float64 on the host when ``host`` and β is a Python number."""
-    if host and is_python_number(b):
+def complement(b: Any, dtype) -> Array:
+    r""":math:`1 - \beta` as ``dtype``: from float64 on the host when β is a Python number."""
+    if is_python_number(b):
         return jnp.asarray(1.0 - float(b), dtype)
     return 1 - jnp.asarray(b, dtype)
 
 
-def one_minus_power(b: Any, t: Array, dtype, host: bool = False) -> Array:
+def one_minus_power(b: Any, t: Array, dtype) -> Array:
     r"""Accurate :math:`1 - \beta^t` as ``dtype``.
 
-    With ``host`` and a Python-number :math:`0 < \beta < 1`, :math:`\log\beta` is taken in float64 from
+    With a Python-number :math:`0 < \beta < 1`, :math:`\log\beta` is taken in float64 from
     the exact β (PyTorch's ``1 - beta ** step`` uses that β) and :math:`-\operatorname{expm1}(t\log\beta)`
     is evaluated in ``dtype``; otherwise :func:`adaptx.core.numerics.one_minus_power` of the rounded β.
     """
-    if host and is_python_number(b) and 0 < b < 1:
+    if is_python_number(b) and 0 < b < 1:
         return -jnp.expm1(t.astype(dtype) * jnp.asarray(math.log(b), dtype))
     return numerics.one_minus_power(jnp.asarray(b, dtype), t.astype(dtype))
