@@ -113,6 +113,8 @@ def amsgrad(
     eps: Any = 1e-8,
     eps_root: Any = 0.0,
     mu_dtype: Any = None,
+    bias_correction_mu: bool = True,
+    bias_correction_nu: bool = True,
     *,
     max_of: MaxOf = "raw",
     nu_dtype: Any = None,
@@ -129,6 +131,8 @@ def amsgrad(
     Args:
       learning_rate: γ: a number, a scalar array or an optax schedule.
       b1, b2, eps, eps_root, mu_dtype: as in ``optax.amsgrad``.
+      bias_correction_mu, bias_correction_nu: divide the moments by :math:`1-\beta^t` (``optax.amsgrad``'s
+        switches).
       max_of: ``"raw"`` or ``"corrected"``.
       nu_dtype: see :func:`adaptx.scale_by_adam`.
 
@@ -137,7 +141,8 @@ def amsgrad(
       >>> opt = adaptx.amsgrad(1e-2, b2=0.99)
     """
     return chain(
-        scale_by_amsgrad(b1, b2, eps, eps_root, mu_dtype, max_of=max_of, nu_dtype=nu_dtype),
+        scale_by_adam(b1, b2, eps, eps_root, mu_dtype, amsgrad=max_of, debias_mu=bias_correction_mu,
+                      debias_nu=bias_correction_nu, nu_dtype=nu_dtype),
         scale_by_learning_rate(learning_rate),
     )
 

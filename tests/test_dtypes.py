@@ -147,3 +147,17 @@ def test_bf16_params_and_state_stay_close_to_float32(name, bf16_runs):
     updates = got[name + "/bf16-state"][0]
     assert all(np.all(np.isfinite(u)) for u in updates)
     assert H.rel_error(updates, expected[name]) <= 0.05
+
+
+@pytest.mark.parametrize("alias", ALIASES)
+def test_bf16_gradients_on_float32_parameters_give_float32_updates(alias):
+    """The update has the parameter's dtype: bf16 gradients on float32 parameters are not rounded to bf16
+    steps (the step is the float32 arithmetic on the bf16 gradient's value)."""
+    params = {"w": jnp.linspace(0.5, 1.5, 6, dtype=jnp.float32).reshape(2, 3)}
+    g32 = {"w": jnp.linspace(-1.0, 1.0, 6, dtype=jnp.float32).reshape(2, 3) / 3}
+    g16 = jax.tree.map(lambda x: x.astype(jnp.bfloat16), g32)
+    opt = build(alias)
+    u16, _ = opt.update(g16, opt.init(params), params)
+    u32, _ = opt.update(jax.tree.map(lambda x: x.astype(jnp.float32), g16), opt.init(params), params)
+    assert u16["w"].dtype == jnp.float32
+    np.testing.assert_array_equal(np.asarray(u16["w"]), np.asarray(u32["w"]))

@@ -192,3 +192,105 @@ def test_weight_decay_without_params_raises(name):
     state = opt.init(PARAMS)
     with pytest.raises(ValueError, match="params"):
         jax.eval_shape(lambda g: opt.update(g, state), PARAMS)
+
+
+# --- values valid as reals but not once rounded, shapes, types and messages ----------------------------
+
+ROUNDING_CASES = {
+    "b1 rounds to 1": (lambda: adaptx.adam(1e-3, b1=1 - 1e-9), "b1"),
+    "b2 rounds to 1": (lambda: adaptx.adam(1e-3, b2=1 - 1e-9), "b2"),
+    "learning rate overflows": (lambda: adaptx.adam(1e39), "learning_rate"),
+    "weight decay overflows": (lambda: adaptx.adamw(1e-3, weight_decay=1e39), "weight_decay"),
+    "adax b2 subnormal": (lambda: adaptx.adax(1e-3, b2=1e-39), "b2"),
+    "int too large for a float": (lambda: adaptx.adam(10**400), "learning_rate"),
+    "torch betas round to 1": (lambda: adaptx.torch_compat.adam(betas=(0.9, 1 - 1e-9)), "betas"),
+}
+
+
+@pytest.mark.parametrize("case", list(ROUNDING_CASES))
+def test_values_invalid_after_rounding_to_float32_are_refused(case):
+    """A value valid in float64 that rounds to an invalid float32 (1, inf, a subnormal) is refused at
+    construction, naming the argument: it would otherwise give NaN, frozen parameters or zero steps."""
+    make, name = ROUNDING_CASES[case]
+    with pytest.raises(ValueError, match=name):
+        make()
+
+
+@pytest.mark.parametrize(
+    "make,name",
+    [
+        (lambda: adaptx.adam(jnp.full(3, 1e-3)), "learning_rate"),
+        (lambda: adaptx.adam(1e-3, b1=np.array([0.9, 0.8])), "b1"),
+        (lambda: adaptx.adamw(1e-3, weight_decay=jnp.ones(2)), "weight_decay"),
+        (lambda: adaptx.torch_compat.sgd(lr=np.ones((1,))), "lr"),
+    ],
+)
+def test_array_hyperparameters_must_be_scalars(make, name):
+    """An array hyperparameter of another shape would broadcast a scalar parameter to its shape."""
+    with pytest.raises(ValueError, match=f"{name} must be a scalar"):
+        make()
+
+
+def test_traced_non_scalar_hyperparameter_is_refused_when_traced():
+    params = {"w": jnp.ones(3)}
+
+    def step(lr):
+        opt = adaptx.adam(lr)
+        return opt.update(params, opt.init(params), params)[0]
+
+    with pytest.raises(ValueError, match="learning_rate must be a scalar"):
+        jax.eval_shape(step, jax.ShapeDtypeStruct((3,), jnp.float32))
+
+
+def test_bfloat16_scalar_hyperparameters_are_accepted():
+    opt = adaptx.adam(jnp.asarray(1e-3, jnp.bfloat16), b1=jnp.asarray(0.9, jnp.bfloat16))
+    params = {"w": jnp.ones(3)}
+    u, _ = opt.update(params, opt.init(params), params)
+    assert np.all(np.isfinite(np.asarray(u["w"])))
+
+
+def test_optax_positional_order_and_wrong_types():
+    """optax's positional call passes mu_dtype sixth; a dtype where a number belongs raises."""
+    opt = adaptx.adamw(1e-2, 0.9, 0.999, 1e-8, 0.0, jnp.bfloat16)
+    params = {"w": jnp.ones(3)}
+    state = opt.init(params)
+    assert optax.tree_utils.tree_get(state, "mu")["w"].dtype == jnp.bfloat16
+    with pytest.raises(ValueError, match="weight_decay"):
+        adaptx.adamw(1e-2, weight_decay=jnp.float32)
+    with pytest.raises(ValueError, match="mu_dtype"):
+        adaptx.adam(1e-2, mu_dtype=0.5)
+
+
+@pytest.mark.parametrize(
+    "make,name",
+    [
+        (lambda: adaptx.torch_compat.adam(lr=-1.0), "lr"),
+        (lambda: adaptx.torch_compat.adamw(betas=(1.5, 0.999)), "betas"),
+        (lambda: adaptx.torch_compat.nadam(betas=(0.9, -0.1)), "betas"),
+        (lambda: adaptx.torch_compat.rmsprop(lr=math.nan), "lr"),
+    ],
+)
+def test_torch_compat_errors_use_torch_argument_names(make, name):
+    with pytest.raises(ValueError, match=name):
+        make()
+
+
+def test_gradient_tree_shallower_than_the_parameters_raises_value_error():
+    opt = adaptx.adam(1e-3)
+    params = {"a": jnp.ones(3), "b": jnp.ones(3)}
+    with pytest.raises(ValueError, match="does not match"):
+        opt.update(jnp.ones(3), opt.init(params), params)
+
+
+@pytest.mark.parametrize("grad_kind", ["numpy", "bfloat16"])
+def test_grouped_accepts_what_the_per_leaf_optimizer_accepts(grad_kind):
+    """engine.grouped with numpy or bf16 gradients on float32 parameters runs like the per-leaf one."""
+    params = {"a": jnp.ones((2, 3)), "b": jnp.ones((2, 3))}
+    grads = {k: np.full((2, 3), 0.5, np.float32) for k in params}
+    if grad_kind == "bfloat16":
+        grads = {k: jnp.asarray(v, jnp.bfloat16) for k, v in grads.items()}
+    per_leaf, grouped = adaptx.adam(1e-3), adaptx.engine.grouped(adaptx.adam(1e-3))
+    want, _ = per_leaf.update(grads, per_leaf.init(params), params)
+    got, _ = grouped.update(grads, grouped.init(params), params)
+    for k in params:
+        np.testing.assert_array_equal(np.asarray(got[k]), np.asarray(want[k]))

@@ -196,10 +196,10 @@ def _unstack_rows(groups: Groups, rows: tuple, treedef: Any) -> Any:
     return treedef.unflatten(leaves)
 
 
-def _state_treedef(state: Any) -> Any:
-    """The parameter structure the groups of an optimizer state were made from (``None``: no groups)."""
+def _state_groups(state: Any) -> Groups | None:
+    """The first :class:`Groups` in an optimizer state: the layout ``init`` chose (``None``: none)."""
     found = jax.tree.leaves(state, is_leaf=lambda x: isinstance(x, Groups))
-    return next((g.treedef for g in found if isinstance(g, Groups)), None)
+    return next((g for g in found if isinstance(g, Groups)), None)
 
 
 def check_elementwise(inner: optax.GradientTransformation, who: str) -> None:
@@ -411,13 +411,26 @@ def grouped(
         )
 
     def update_fn(updates, state, params=None, **extra_args):
-        layout, leaves = _layout(updates, mask, partition, params)
-        # The state's groups keep the structure init saw; Flax NNX initialises with its parameters wrapped
-        # in Variables and updates with plain arrays, so the same leaves may come in another container.
-        inner_def = _state_treedef(state.inner) or layout.treedef
-        if inner_def.num_leaves != layout.treedef.num_leaves or len(state.rows) != len(leaves):
+        leaves, treedef = jax.tree.flatten(updates)
+        if len(state.rows) != len(leaves):
             raise ValueError(f"{who}: the gradient tree does not match the optimizer state")
-        g = _stack(leaves, layout.specs, inner_def)
+        # The groups init chose are the layout: gradients of another dtype than the parameters (bf16,
+        # NumPy) go into the same rows. Flax NNX initialises with its parameters wrapped in Variables and
+        # updates with plain arrays, so the state's groups keep init's structure and the update is
+        # returned in the gradients' own structure.
+        like = _state_groups(state.inner)
+        if like is None:
+            layout, leaves = _layout(updates, mask, partition, params)
+        else:
+            layout = _Layout(like.treedef, like.specs)
+        for s in layout.specs:
+            for i in s.index:
+                if tuple(jnp.shape(leaves[i])) != s.shape:
+                    raise ValueError(
+                        f"{who}: a gradient of shape {tuple(jnp.shape(leaves[i]))} does not match its "
+                        f"group's shape {s.shape}"
+                    )
+        g = _stack(leaves, layout.specs, layout.treedef)
         p = None
         if params is not None:
             p_leaves = trees.leaves_like(who, updates, params, "parameters")
@@ -427,7 +440,7 @@ def grouped(
                         f"{who}: a gradient of shape {a.shape} does not match its parameter of shape "
                         f"{b.shape}"
                     )
-            p = _stack(p_leaves, layout.specs, inner_def)
+            p = _stack(p_leaves, layout.specs, layout.treedef)
         try:
             u, new_state = inner.update(g, state.inner, p, **extra_args)
         except (ValueError, TypeError) as err:
@@ -437,6 +450,6 @@ def grouped(
                     "initialised from other parameters?)"
                 ) from err
             raise
-        return _unstack_rows(u, state.rows, layout.treedef), GroupedState(inner=new_state, rows=state.rows)
+        return _unstack_rows(u, state.rows, treedef), GroupedState(inner=new_state, rows=state.rows)
 
     return optax.GradientTransformationExtraArgs(init_fn, update_fn)

@@ -1,8 +1,9 @@
 """The one recipe every :mod:`adaptx.torch_compat` optimizer follows, in PyTorch's order of operations.
 
 ``[negate (maximize)] -> coupled L2 -> scaling -> learning rate -> [decoupled decay] -> [finish]``, around
-one step counter (:func:`adaptx.chain`). The coupled L2 block is always there (a Python 0 skips its
-arithmetic), so the state has the same structure whatever the weight decay's value or type.
+one step counter (:func:`adaptx.chain`), with complex parameters stepped as pairs of real ones
+(:func:`adaptx.torch_compat.complex.as_real_pairs`). The coupled L2 block is always there (a Python 0
+skips its arithmetic), so the state has the same structure whatever the weight decay's value or type.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import optax
 
 from adaptx.core import hyperparams
 from adaptx.core.counting import chain
+from adaptx.torch_compat.complex import as_real_pairs
 from adaptx.transforms.learning_rate import stepped_learning_rate
 from adaptx.transforms.weight_decay import add_l2
 
@@ -53,4 +55,4 @@ def torch_chain(
     parts += [add_l2(l2), *scaling, stepped_learning_rate(lr, name="lr")]
     if decay is not None:
         parts.append(decay)
-    return chain(*parts, *finish)
+    return as_real_pairs(chain(*parts, *finish))

@@ -14,6 +14,7 @@ from __future__ import annotations
 from typing import Any
 
 import jax
+import jax.numpy as jnp
 import optax
 
 from adaptx.core import counting, hyperparams, numerics, trees
@@ -85,7 +86,7 @@ def stepped_decay(
                 return Parts(((rounded(decay(pc)) - pc).astype(p.dtype), *u.parts))
             uc = numerics.cast_state(u, c)
             theta = rounded(rounded(decay(pc)) + uc) if on == "previous" else rounded(decay(rounded(pc + uc)))
-            return (theta - pc).astype(u.dtype)
+            return (theta - pc).astype(jnp.result_type(u.dtype, p.dtype))
 
         new = [leaf(u, p, f) for u, p, f in zip(u_leaves, p_leaves, flags, strict=True)]
         return treedef.unflatten(new), state

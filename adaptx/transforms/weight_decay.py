@@ -16,6 +16,7 @@ from collections.abc import Callable
 from typing import Any
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 import optax
 
@@ -54,7 +55,8 @@ def _stepped_decay(
             step = sign * rate * numerics.cast_state(p, c)
             if not static:  # a boolean array (traced, or a Groups flag)
                 step = step * decays
-            return (numerics.cast_state(u, c) + step).astype(u.dtype)
+            # The parameter's dtype wins over a narrower gradient's (bf16 gradients on float32 θ).
+            return (numerics.cast_state(u, c) + step).astype(jnp.result_type(u.dtype, p.dtype))
 
         new = [leaf(u, p, f) for u, p, f in zip(u_leaves, p_leaves, flags, strict=True)]
         return treedef.unflatten(new), state
