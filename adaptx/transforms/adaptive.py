@@ -13,8 +13,8 @@ accumulator (HuggingFace, labml, the AdaX authors), which equals
 
 Non-finite values: a NaN or infinite gradient gives a NaN or infinite update for that element (and the
 moments keep it), as in optax and PyTorch; skip such steps with ``optax.apply_if_finite``. A zero
-denominator (:math:`\hat v = 0` with :math:`\epsilon' = 0`) gives a zero step: it only happens where every
-gradient so far was exactly zero, so the numerator is zero as well.
+denominator (:math:`\hat v = 0` with :math:`\epsilon' = 0`) gives a zero step: it happens where every
+gradient so far was zero or so small that its square underflowed, and the gradient and state are finite.
 """
 
 from __future__ import annotations
@@ -25,6 +25,7 @@ from typing import Any, Literal
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 import optax
 
 from adaptx.core import counting, hyperparams, numerics, trees
@@ -48,7 +49,8 @@ def _check_eps_on(eps_on: str) -> None:
 
 def safe_divide(numerator: Array, den: Array) -> Array:
     """``numerator / den``, and 0 where ``den`` is exactly 0 (never where it is NaN)."""
-    return jnp.where(den == 0, jnp.zeros_like(numerator), numerator / den)
+    quotient = numerator / den
+    return jax.lax.select(den == 0, jnp.zeros_like(quotient), quotient)
 
 
 def _split_fields(tree_of_dicts: Any, like: Any, names: tuple[str, ...]) -> dict[str, Any]:
@@ -75,6 +77,7 @@ def _stepped_moments(
     leaf_fields = tuple(f for p in pieces for f in p.fields)
     step_fields = tuple(f for p in pieces for f in p.step_fields)
     cls = state_class(leaf_fields + step_fields)
+    shaped_fields = tuple(f for p in pieces if p.elementwise for f in p.fields)
     requested = {id(first): mu_dtype, id(second): nu_dtype}
 
     def init_fn(params):
@@ -118,8 +121,8 @@ def _stepped_moments(
 
         def leaf_update(i, g, p):
             old = {f: field_leaves[f][i] for f in leaf_fields}
-            for x in old.values():
-                trees.check_shape(who, g, x)
+            for f in shaped_fields:  # a piece that is not elementwise may keep statistics of other shapes
+                trees.check_shape(who, g, old[f])
             c = numerics.compute_dtype(g.dtype, *[x.dtype for x in old.values()])
             scalars, rect = step_scalars(c)
             gc = numerics.cast_state(g, c)
@@ -150,7 +153,10 @@ def _stepped_moments(
             eps_c = jnp.asarray(eps, c)
             ratio = second.raw_ratio(sc) if eps_on == "raw" else None
             den = root + (eps_c if ratio is None else eps_c / ratio)
-            u = jax.tree.map(lambda q: safe_divide(q, den), m_hat)
+            if ratio is None and isinstance(eps, (int, float)) and np.asarray(eps, c) > 0:
+                u = jax.tree.map(lambda q: q / den, m_hat)  # den >= ε > 0 or NaN: no zero to guard
+            else:
+                u = jax.tree.map(lambda q: safe_divide(q, den), m_hat)
             if rect is not None:
                 u = jnp.where(rect.adaptive, rect.factor * u, m_hat)
             return jax.tree.map(lambda x: x.astype(out_dtype), u), new
