@@ -23,6 +23,7 @@ from adaptx.parity.harness import (
     run_jax,
     run_torch,
 )
+from adaptx.parity.training import TrainingParity, compare_training, compare_training_many
 
 __all__ = [
     "DEFAULT_SHAPES",
@@ -35,4 +36,7 @@ __all__ = [
     "make_problem",
     "run_jax",
     "run_torch",
+    "TrainingParity",
+    "compare_training",
+    "compare_training_many",
 ]
