@@ -16,16 +16,16 @@ batches and comparing the parameters after every step:
                               {\max_{s \le t} \max_i |\theta^{torch}_{s,p,i} - \theta^{torch}_{0,p,i}|},
 
 the deviation as a fraction of the largest distance the parameter has moved so far (0 when both are
-unmoved and equal, infinite when only one moved). The run *parts* at the first step where some
-:math:`\mathrm{rel}_{t,p}` exceeds the tolerance, or where a loss or a parameter on either side is NaN or
-infinite: a non-finite value is always a failure, never a pass.
+unmoved and equal, infinite when torch's has not moved but the two differ). The run *parts* at the
+first step where some :math:`\mathrm{rel}_{t,p}` exceeds the tolerance, or where a loss or a parameter on
+either side is NaN or infinite: a non-finite value is always a failure, never a pass.
 
 Parity of a whole run is bounded by more than the optimizer: the two frameworks' matmuls, convolutions,
 ``exp`` and reductions round differently (a few ulp), and training feeds those differences back. The
 optional *rounding floor* (``rounding_floor=True``) measures how much this run amplifies rounding: torch
 against itself with the rows of every batch in another order — the same mean loss, its sums taken in
 another order. A JAX run whose deviation sits at that floor reproduces torch as well as torch reproduces
-itself.
+itself. The floor is a sample, not a bound: it changes sums, not per-sample operations such as ``exp``.
 
 PyTorch is needed to run a comparison, not to import this module; without it a
 :class:`MissingDependencyError` names the extra to install.
@@ -374,14 +374,14 @@ def _torch_loop(
     torch_loss: Callable,
     batches: Iterable,
     steps: int | None,
-    perturb: Any = None,
+    permute: Any = None,
 ) -> Iterable[tuple[int, Any, float]]:
     """Train in place; yields ``(step, batch, loss)`` after each ``optimizer.step()``."""
     model.train()
     for t, batch in enumerate(itertools.islice(batches, steps), start=1):
         x, y = batch
-        if perturb is not None:  # the same mean loss, summed in another order
-            order = perturb.permutation(len(x))
+        if permute is not None:  # the same mean loss, summed in another order
+            order = permute.permutation(len(x))
             x, y = np.asarray(x)[order], np.asarray(y)[order]
         optimizer.zero_grad(set_to_none=True)
         loss = torch_loss(model(torch.as_tensor(np.asarray(x))), torch.as_tensor(np.asarray(y)))
