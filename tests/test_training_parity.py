@@ -457,7 +457,7 @@ def test_without_torch_import_works_and_running_names_the_extra():
     env = {**os.environ, "JAX_PLATFORMS": "cpu"}
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=120)
     assert proc.returncode == 2, proc.stderr
-    assert "ERR PyTorch is not installed" in proc.stdout and "pip install 'adaptx[test]'" in proc.stdout
+    assert "ERR PyTorch is not installed" in proc.stdout and "pip install 'adaptx[parity]'" in proc.stdout
     err_lines = proc.stderr.strip().splitlines()
     assert len(err_lines) == 1 and err_lines[0].startswith("adaptx parity-run: PyTorch is not installed")
-    assert "pip install 'adaptx[test]'" in err_lines[0]
+    assert "pip install 'adaptx[parity]'" in err_lines[0]

@@ -67,7 +67,7 @@ from adaptx.parity.layouts import ParamMapping, flattened_linear, mapping_by_nam
 TOLERANCE = 1e-4
 
 #: What to install for the PyTorch side (the package extra that brings ``torch``).
-TORCH_EXTRA = "adaptx[test]"
+TORCH_EXTRA = "adaptx[parity]"
 
 
 class MissingDependencyError(ImportError):
