@@ -309,19 +309,21 @@ def test_chunking_invariance(problem):
 def test_cpu_compile_options_keep_the_numbers(monkeypatch):
     """On a CPU the sweep's program is compiled with XLA's region-based copy insertion, an option that
     only drops copies: the same bits as XLA's defaults for an online grid (two steps per loop iteration)
-    and the stochastic problem. An option the installed XLA rejects falls back to the defaults."""
+    and the stochastic problem. An option the installed XLA rejects falls back to the defaults. (The
+    programs compiled for a fast loop, as long sweeps are: test_sweep_compile.py compares the other.)"""
     module = sys.modules["adaptx.experiments.sweep"]
     check = module._cpu_options
     if jax.default_backend() == "cpu":
-        assert check() == module._CPU_OPTIONS  # this jax accepts it, so the sweeps here use it
+        assert check(False) == module._CPU_OPTIONS  # this jax accepts it, so the sweeps here use it
     make = lambda learning_rate: adaptx.adam(learning_rate, B1, B2)  # noqa: E731
+    kw = dict(steps=1_500, log_points=8, fast_compile=False)
     cases = [
-        lambda: sweep(make, Online(), grid={"learning_rate": [1e-2, 1e-3]}, steps=1_500, log_points=8),
-        lambda: run(ADAM, Stochastic(), steps=1_500, seeds=[0, 1], log_points=8),
+        lambda: sweep(make, Online(), grid={"learning_rate": [1e-2, 1e-3]}, **kw),
+        lambda: run(ADAM, Stochastic(), seeds=[0, 1], **kw),
     ]
     with_options = [case() for case in cases]
     monkeypatch.setattr(module, "_PROGRAMS", {})
-    monkeypatch.setattr(module, "_cpu_options", lambda: None)
+    monkeypatch.setattr(module, "_cpu_options", lambda fast_compile=False: None)
     for case, ref in zip(cases, with_options, strict=True):
         res = case()
         np.testing.assert_array_equal(res.x, ref.x)
@@ -329,7 +331,7 @@ def test_cpu_compile_options_keep_the_numbers(monkeypatch):
     monkeypatch.setattr(module, "_CPU_OPTIONS", {"xla_cpu_no_such_option": True})
     check.cache_clear()
     try:
-        assert check() is None
+        assert check(False) is None
     finally:
         check.cache_clear()  # the next call checks the real options again
 

@@ -19,13 +19,24 @@ Example:
 
 from adaptx.experiments import optimizers, problems, sampling
 from adaptx.experiments.problems import X_STAR, Online, Stochastic, theorem1, theorem1_betas
-from adaptx.experiments.sweep import Result, log_times, product_grid, run, run_devices, sweep
+from adaptx.experiments.sweep import (
+    GridError,
+    Result,
+    check_grid,
+    log_times,
+    product_grid,
+    run,
+    run_devices,
+    sweep,
+)
 
 __all__ = [
     "X_STAR",
+    "GridError",
     "Online",
     "Result",
     "Stochastic",
+    "check_grid",
     "log_times",
     "optimizers",
     "problems",

@@ -74,15 +74,51 @@ class SamplerState(NamedTuple):
     drawn: Array
 
 
+#: Seeds are integers in ``[0, SEED_LIMIT)``: a threefry key holds two 32-bit words, so every seed there
+#: has a key of its own.
+SEED_LIMIT = 2**64
+
+
+def seed_array(seeds) -> np.ndarray:
+    """``seeds`` (ints) as a 1-D NumPy array, each checked to lie in ``[0, 2**64)``, where every seed has
+    a distinct key (:func:`keys`). Raises ``ValueError`` otherwise: a seed outside that range would have
+    to wrap around and share the key, hence the big steps, of another seed.
+
+    int64 when every seed fits, else uint64; the values are the ones given.
+    """
+    if isinstance(seeds, (np.ndarray, jax.Array)):
+        arr = np.asarray(seeds)
+        flat = arr.tolist() if arr.ndim == 1 and arr.dtype.kind in "iuO" else None
+    else:  # a list or range of Python ints, which may exceed int64
+        try:
+            flat = list(seeds)
+        except TypeError:
+            flat = None
+    if flat is None or not all(
+        isinstance(s, (int, np.integer)) and not isinstance(s, (bool, np.bool_)) for s in flat
+    ):
+        raise ValueError(f"seeds must be a 1-D sequence of ints, got {seeds!r}")
+    flat = [int(s) for s in flat]
+    bad = [s for s in flat if not 0 <= s < SEED_LIMIT]
+    if bad:
+        raise ValueError(
+            f"seeds must lie in [0, 2**64) (each seed's key holds its two 32-bit words), got {bad[0]}"
+        )
+    dtype = np.int64 if all(s < 2**63 for s in flat) else np.uint64
+    return np.asarray(flat, dtype=dtype)
+
+
 def keys(seeds) -> Array:
-    """One threefry key per integer seed (the keys :func:`init` and :func:`window` expect). Threefry
-    whatever jax's default generator is: the draws hash the key's two words with :func:`threefry2x32`."""
-    return _keys(jnp.asarray(np.asarray(seeds, dtype=np.uint32)))
+    """One threefry key per integer seed in ``[0, 2**64)`` (the keys :func:`init` and :func:`window`
+    expect): the key of seed s holds the words ``(s >> 32, s & 0xFFFFFFFF)``, as ``jax.random.key(s)``
+    builds it (for s >= 2**32 under ``jax_enable_x64``), so distinct seeds have distinct keys. Threefry
+    whatever jax's default generator is: the draws hash the key's two words with :func:`threefry2x32`.
 
-
-@jax.jit
-def _keys(seeds: Array) -> Array:
-    return jax.vmap(lambda s: jax.random.key(s, impl="threefry2x32"))(seeds)
+    Raises ``ValueError`` for seeds outside ``[0, 2**64)`` (see :func:`seed_array`).
+    """
+    s = seed_array(seeds).astype(np.uint64)
+    words = np.stack([s >> np.uint64(32), s & np.uint64(0xFFFFFFFF)], axis=-1).astype(np.uint32)
+    return jax.random.wrap_key_data(jnp.asarray(words), impl="threefry2x32")
 
 
 _TABLE_LIMIT = 2**20

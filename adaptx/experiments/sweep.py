@@ -57,6 +57,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import math
 import os
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -67,6 +68,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
+from adaptx.core import hyperparams
 from adaptx.experiments import sampling, staging
 from adaptx.experiments.problems import X_STAR
 
@@ -158,9 +160,17 @@ class Result:
         return rows
 
 
+#: The most steps a run may take: its step counters are int32, with room for a window past the end.
+MAX_STEPS = 2**31 - 2**20
+
+#: The most points :func:`log_times` logs (each is a call of the compiled program and a row of output).
+MAX_LOG_POINTS = 2**20
+
+
 def log_times(steps: int, points: int = 200, spacing: str = "log") -> np.ndarray:
     """The step numbers to log: ``points`` values in ``[1, steps]``, log- or evenly spaced, always ending
-    at ``steps`` (duplicates after rounding removed, so there may be fewer).
+    at ``steps`` (duplicates after rounding removed, so there may be fewer; ``points`` above ``steps``
+    count as ``steps``).
 
     Example:
       >>> from adaptx.experiments import log_times
@@ -169,10 +179,13 @@ def log_times(steps: int, points: int = 200, spacing: str = "log") -> np.ndarray
     """
     if not isinstance(steps, (int, np.integer)) or steps < 1:
         raise ValueError(f"steps must be a positive int, got {steps!r}")
-    if steps > 2**31 - 2**20:
-        raise ValueError(f"steps must be below 2**31 - 2**20 (int32 step counters), got {steps}")
-    if not isinstance(points, (int, np.integer)) or points < 1:
+    if steps > MAX_STEPS:
+        raise ValueError(f"steps must be at most {MAX_STEPS:,} (int32 step counters), got {steps}")
+    if not isinstance(points, (int, np.integer)) or isinstance(points, bool) or points < 1:
         raise ValueError(f"points must be a positive int, got {points!r}")
+    if points > MAX_LOG_POINTS:
+        raise ValueError(f"points must be at most 2**20 = {MAX_LOG_POINTS:,}, got {points}")
+    points = min(int(points), int(steps))  # more points than steps would repeat steps
     if spacing == "log":
         ts = np.geomspace(1, steps, points)
     elif spacing == "linear":
@@ -214,6 +227,71 @@ def product_grid(**axes: Sequence[float]) -> dict[str, np.ndarray]:
     return {n: m.ravel() for n, m in zip(names, mesh, strict=True)}
 
 
+#: Grid names that mean the same thing for every optimizer here, with the checks adaptx's constructors
+#: apply to them. Other names (``b2``: Adam's decay rate, AdaX's growth rate) are left to the optimizer's
+#: constructor, which :func:`check_grid` calls with every setting.
+NAMED_CHECKS: dict[str, Callable[[str, Any], None]] = {
+    "learning_rate": hyperparams.check_non_negative,
+    "lr": hyperparams.check_non_negative,
+    "b1": hyperparams.check_decay,
+    "eps": hyperparams.check_non_negative,
+    "weight_decay": hyperparams.check_non_negative,
+}
+
+
+class GridError(ValueError):
+    """An invalid hyperparameter value in a grid (:func:`check_grid`).
+
+    Attributes:
+      reason: what is wrong, naming the argument (the message of the check that failed).
+      setting: the setting, name -> value, or ``None`` when the value alone is invalid.
+    """
+
+    def __init__(self, reason: str, setting: dict[str, float] | None = None):
+        where = "" if setting is None else ", ".join(f"{n}={v:g}" for n, v in setting.items())
+        super().__init__(f"{reason} (grid setting {where})" if where else reason)
+        self.reason, self.setting = reason, setting
+
+
+def check_grid(make_optimizer: OptimizerFactory, grid: Mapping[str, Sequence[float]] | None) -> None:
+    """Check a grid's hyperparameter values before anything is compiled; raise :class:`GridError` (a
+    ``ValueError``) naming the argument and the setting.
+
+    Inside a sweep the values are traced (one program runs every setting), so an optimizer's
+    constructor cannot check them, and an invalid value (β2 = 1.5, a negative learning rate) would run
+    and give meaningless numbers. So the concrete values are checked here, with the functions of
+    :mod:`adaptx.core.hyperparams` that the constructors use: every value must be finite, the names of
+    :data:`NAMED_CHECKS` get their checks, and ``make_optimizer`` is called with each distinct setting as
+    Python floats, which runs the constructor's own checks (``b2`` of Adam must lie in [0, 1), of AdaX
+    be positive, ...).
+
+    Example:
+      >>> import adaptx
+      >>> from adaptx.experiments import check_grid
+      >>> check_grid(lambda learning_rate, b2: adaptx.adam(learning_rate, b2=b2),
+      ...            {"learning_rate": [1e-2], "b2": [1.5]})
+      Traceback (most recent call last):
+      ...
+      ValueError: b2 must lie in [0.0, 1.0), got 1.5 (grid setting learning_rate=0.01, b2=1.5)
+    """
+    grid_np, num = _as_grid(grid)
+    for name, values in grid_np.items():
+        for value in dict.fromkeys(values.tolist()):
+            try:
+                hyperparams.check_range(name, value)  # finite
+                if name in NAMED_CHECKS:
+                    NAMED_CHECKS[name](name, value)
+            except ValueError as err:
+                raise GridError(str(err)) from None
+    names = list(grid_np)
+    for row in dict.fromkeys(tuple(float(grid_np[n][i]) for n in names) for i in range(num) if names):
+        setting = dict(zip(names, row, strict=True))
+        try:
+            make_optimizer(**setting)
+        except ValueError as err:
+            raise GridError(str(err), setting) from None
+
+
 @functools.lru_cache(maxsize=64)
 def _constant_factory(transformation: optax.GradientTransformation) -> OptimizerFactory:
     """``lambda: transformation``, the same function object for the same transformation (so that
@@ -222,6 +300,7 @@ def _constant_factory(transformation: optax.GradientTransformation) -> Optimizer
 
 
 _LANES = 64  # the batch axis is padded to a multiple of this (see `sweep`)
+_DEFAULT_CHUNK = 8192  # `sweep`'s default chunk, and the least it lowers a chunk to
 
 
 def _round_up(n: int, m: int) -> int:
@@ -326,7 +405,7 @@ _PROGRAMS: dict = {}
 _STAGE = 256
 
 
-def _program(problem, make_optimizer, dtype, grid, x, chunk, devices=None):
+def _program(problem, make_optimizer, dtype, grid, x, chunk, devices=None, fast_compile=False):
     """The initial optimizer states, the compiled piece ``(carry, grid, keys, t0, n) -> carry`` and the
     shardings of its arguments (``None`` on one device; see :func:`_split_runs`).
 
@@ -336,7 +415,7 @@ def _program(problem, make_optimizer, dtype, grid, x, chunk, devices=None):
     settings, and cost a fraction as much. Our run is cut into pieces, so we find that pattern
     ourselves: trace one step, see which state leaves come out mapped, and iterate to the fixed point.
     Unmapped leaves are then stored once and passed with ``in_axes=None``. The compiled piece is cached
-    per (problem, factory, dtype, grid names, sizes).
+    per (problem, factory, dtype, grid names, sizes, compile mode: see :func:`_cpu_options`).
     """
     num = x.shape[0]
     names = sorted(grid)
@@ -344,7 +423,7 @@ def _program(problem, make_optimizer, dtype, grid, x, chunk, devices=None):
     def init(hyper, x):
         return make_optimizer(**hyper).init(x)
 
-    key = (problem, make_optimizer, dtype, tuple(names), x.shape, chunk, devices)
+    key = (problem, make_optimizer, dtype, tuple(names), x.shape, chunk, devices, fast_compile)
     if key in _PROGRAMS:
         init_axes, state_axes, piece, shardings = _PROGRAMS[key]
         opt_state = jax.vmap(init, in_axes=(0, 0), out_axes=init_axes, axis_size=num)(grid, x)
@@ -373,7 +452,7 @@ def _program(problem, make_optimizer, dtype, grid, x, chunk, devices=None):
     else:
         piece, shardings = _split_runs(problem, step, grid, x, opt_state, axes, chunk, devices)
     platform = devices[0].platform if devices else jax.default_backend()
-    options = _cpu_options() if platform == "cpu" else None
+    options = _cpu_options(fast_compile) if platform == "cpu" else None
     compiled = jax.jit(piece, compiler_options=options) if options else jax.jit(piece)
     _PROGRAMS[key] = (first_axes, axes, compiled, shardings)
     return opt_state, _PROGRAMS[key][2], shardings
@@ -388,16 +467,36 @@ def _program(problem, make_optimizer, dtype, grid, x, chunk, devices=None):
 # XLA's defaults.
 _CPU_OPTIONS = {"xla_cpu_copy_insertion_use_region_analysis": True}
 
+# For short sweeps, whose time is almost all compilation: XLA:CPU's classic code generator instead of its
+# MLIR fusion emitters. Measured on 2 cores (jax 0.10.2), the stochastic piece compiled in 0.9-1.0 s
+# instead of 4-5 s and the online one in 0.3 s instead of 0.9-1.2 s, with the same bits in every case
+# tried (tests: test_sweep_compile.py), while the compiled loop ran 1.5-2.8x (stochastic) and 2-7x
+# (online grids) slower. So it pays below ~2**25 seed-steps (`FAST_COMPILE_WORK`), where the slower loop
+# costs well under a second.
+_FAST_COMPILE_OPTIONS = {"xla_cpu_use_fusion_emitters": False}
+
+#: ``sweep(fast_compile=None)`` compiles for a fast start when steps x runs (padded) is at most this.
+FAST_COMPILE_WORK = 2**25
+
 
 @functools.cache
-def _cpu_options() -> dict | None:
-    """``_CPU_OPTIONS`` if this jax and XLA accept them (checked once on a tiny program), else ``None``:
-    an XLA that has renamed or dropped the option compiles the piece with its defaults instead."""
-    try:
-        jax.jit(lambda a: a + 1, compiler_options=_CPU_OPTIONS).lower(np.float32(0)).compile()
-    except Exception:  # an unknown option (XLA) or keyword (an older jax.jit)
-        return None
-    return _CPU_OPTIONS
+def _cpu_options(fast_compile: bool = False) -> dict | None:
+    """The XLA:CPU options of the piece: ``_CPU_OPTIONS``, with ``_FAST_COMPILE_OPTIONS`` added when
+    ``fast_compile``; each set only if this jax and XLA accept it (checked once on a tiny program), so
+    that an XLA that has renamed or dropped an option compiles the piece with its defaults instead.
+    ``None``: XLA's defaults."""
+
+    def accepted(options: dict) -> bool:
+        try:
+            jax.jit(lambda a: a + 1, compiler_options=options).lower(np.float32(0)).compile()
+        except Exception:  # an unknown option (XLA) or keyword (an older jax.jit)
+            return False
+        return True
+
+    options = dict(_CPU_OPTIONS) if accepted(_CPU_OPTIONS) else {}
+    if fast_compile and accepted(_FAST_COMPILE_OPTIONS):
+        options.update(_FAST_COMPILE_OPTIONS)
+    return options or None
 
 
 _RUNS = "runs"  # the mesh axis the runs are split over
@@ -667,6 +766,7 @@ def sweep(
     progress: Callable[[int, int], None] | None = None,
     dtype: Any = jnp.float32,
     devices: Sequence[Any] | int | None = None,
+    fast_compile: bool | None = None,
 ) -> Result:
     r"""Run ``make_optimizer(**setting)`` on ``problem`` for every hyperparameter setting and seed.
 
@@ -680,24 +780,32 @@ def sweep(
         returning an optax transformation, e.g. ``lambda learning_rate, b2: adaptx.adam(learning_rate,
         b2=b2)``; or, without ``grid``, a transformation itself.
       problem: :class:`~adaptx.experiments.Online` or :class:`~adaptx.experiments.Stochastic`.
-      steps: number of steps T (``< 2**31 - 2**20``).
-      seeds: the integer seeds, or their number n for ``range(n)``. Seed s draws the same big steps in
-        every sweep, whatever the other seeds, settings or ``chunk``. The online problem is deterministic:
-        it is run once per setting and every seed gets its numbers.
+      steps: number of steps T (at most :data:`MAX_STEPS`, 2**31 - 2**20).
+      seeds: the integer seeds, each in ``[0, 2**64)`` (distinct seeds draw distinct big steps), or
+        their number n for ``range(n)``. Seed s draws the same big steps in every sweep, whatever the
+        other seeds, settings or ``chunk``. The online problem is deterministic: it is run once per
+        setting and every seed gets its numbers.
       grid: hyperparameter settings, name -> sequence of values, all of the same length (one entry per
-        setting; :func:`product_grid` builds every combination). ``None``: one setting.
+        setting; :func:`product_grid` builds every combination). ``None``: one setting. The values are
+        checked before anything is compiled (:func:`check_grid`).
       x0: the starting point :math:`x_1` in ``[-1, 1]``.
       log_points, spacing: how many steps to log and whether ``"log"`` or ``"linear"`` spaced.
-      chunk: the most steps one compiled call runs (memory holds a ``[chunk, seeds]`` bool mask). Does not
-        change the results.
+      chunk: the most steps one compiled call runs (memory holds a ``[chunk, seeds]`` bit mask). Does not
+        change the results. A chunk above the number of steps is lowered to the smallest power of two
+        that covers them, but not below 8192 (so that runs of different lengths share their program).
       label: a name stored in the result.
-      progress: called as ``progress(steps_done, steps)`` after every piece (the call waits for the
-        device, so it slows tiny pieces down a little).
+      progress: called as ``progress(0, steps)`` once before the program is built and compiled (the
+        compilation happens before its next call), then as ``progress(steps_done, steps)`` after every
+        piece (the call waits for the device, so it slows tiny pieces down a little).
       dtype: floating dtype of the iterates.
       devices: the devices to split the runs over (the seeds of the stochastic problem, the settings
         of the online one; each device runs its share as its own program, with no communication), or
         their number n for the first n of ``jax.devices()``. ``None``: jax's default device. The
-        numbers are the same bits on any number of devices.
+        numbers are the same bits on any number of devices. Devices beyond the number of runs are left
+        out.
+      fast_compile: on a CPU, compile for a fast start rather than a fast loop (see
+        ``_FAST_COMPILE_OPTIONS``: a few times faster to compile, a few times slower per step; the same
+        bits in every case measured). ``None``: when steps x runs is at most :data:`FAST_COMPILE_WORK`.
 
     Returns:
       a :class:`Result`.
@@ -718,15 +826,25 @@ def sweep(
         make_optimizer = _constant_factory(make_optimizer)
     if not callable(make_optimizer):
         raise ValueError(f"make_optimizer must be callable, got {make_optimizer!r}")
-    seeds_np = np.arange(seeds) if isinstance(seeds, (int, np.integer)) else np.asarray(seeds)
-    if seeds_np.ndim != 1 or seeds_np.size < 1 or seeds_np.dtype.kind not in "iu":
-        raise ValueError(f"seeds must be a positive int or a 1-D sequence of ints, got {seeds!r}")
+    if isinstance(seeds, (int, np.integer)) and not isinstance(seeds, bool):
+        if seeds < 1:
+            raise ValueError(f"seeds must be a positive int or a 1-D sequence of ints, got {seeds!r}")
+        seeds_np = np.arange(seeds)
+    else:
+        seeds_np = sampling.seed_array(seeds)
+        if seeds_np.size < 1:
+            raise ValueError(f"seeds must be a positive int or a 1-D sequence of ints, got {seeds!r}")
     if not -1.0 <= float(x0) <= 1.0:
         raise ValueError(f"x0 must lie in [-1, 1], got {x0!r}")
-    if not isinstance(chunk, (int, np.integer)) or chunk < 1:
+    if not isinstance(chunk, (int, np.integer)) or isinstance(chunk, bool) or chunk < 1:
         raise ValueError(f"chunk must be a positive int, got {chunk!r}")
     ts = log_times(steps, log_points, spacing)
+    check_grid(make_optimizer, grid_np)
+    chunk = min(int(chunk), max(_DEFAULT_CHUNK, 1 << (int(steps) - 1).bit_length()))
     devices = _as_devices(devices)
+    runs = seeds_np.size if problem.stochastic else num_settings
+    if devices is not None and len(devices) > runs:  # a device with no run of its own would run padding
+        devices = _as_devices(devices[:runs])
 
     # The batch axis is padded with copies to a multiple of _LANES (per device), so that every run goes
     # through the vector code of a program of the same layout ("Same numbers everywhere" above).
@@ -739,11 +857,15 @@ def sweep(
         padded = _round_up(num_settings, lanes)
         grid_np_run = {k: _pad(v, padded) for k, v in grid_np.items()}
         run_seeds, shape = seeds_np[:1], (padded,)
+    if fast_compile is None:
+        fast_compile = int(steps) * math.prod(shape) <= FAST_COMPILE_WORK
+    if progress is not None:
+        progress(0, steps)
     grid_j = {k: jnp.asarray(v, dtype) for k, v in grid_np_run.items()}
     x = jnp.full(shape, x0, dtype)
     seed_keys = sampling.keys(run_seeds)
     opt_state, piece, shardings = _program(
-        problem, make_optimizer, jnp.dtype(dtype), grid_j, x, chunk, devices
+        problem, make_optimizer, jnp.dtype(dtype), grid_j, x, chunk, devices, bool(fast_compile)
     )
     zeros = jnp.zeros_like(x)
     sampler = sampling.init(seed_keys, problem.p) if problem.stochastic else None
@@ -753,20 +875,29 @@ def sweep(
 
     cuts = np.union1d(ts, np.arange(chunk, steps, chunk, dtype=np.int64))
     logged = set(ts.tolist())
-    xs, regrets = [], []
+    xs, sums = [], []
     done = 0
     for end in cuts.tolist():
         carry = piece(carry, grid_j, seed_keys, jnp.int32(done), jnp.int32(end - done))
         done = end
-        if done in logged:
+        if done in logged:  # kept on the device; read back once at the end
             xs.append(carry.x)
-            regrets.append((carry.regret + (carry.partial - carry.compensation)) / jnp.asarray(done, dtype))
+            sums.append((carry.regret, carry.partial, carry.compensation))
         if progress is not None:
             jax.block_until_ready(carry.x)
             progress(done, steps)
 
+    # R_T / T = (regret + (partial - compensation)) / T, in the dtype of the run, on the host: NumPy's
+    # float32 arithmetic rounds these three operations as XLA's does, and needs no compiled programs.
+    xs, sums = jax.device_get((xs, sums))
+    np_dtype = np.dtype(jnp.dtype(dtype))
+    regrets = [
+        (r + (p - c)) / np.asarray(t, np_dtype)
+        for (r, p, c), t in zip(sums, ts.tolist(), strict=True)
+    ]
+
     def trim(logged):  # [points, *shape] -> [settings, seeds, points], padding dropped
-        a = np.moveaxis(np.asarray(jnp.stack(logged)).reshape(len(logged), shape[0], -1), 0, -1)
+        a = np.moveaxis(np.stack(logged).reshape(len(logged), shape[0], -1), 0, -1)
         a = a[:num_settings, : seeds_np.size]
         return np.ascontiguousarray(np.broadcast_to(a, (num_settings, seeds_np.size, len(logged))))
 

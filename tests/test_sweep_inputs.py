@@ -1,0 +1,145 @@
+"""adaptx.experiments.sweep's inputs: seeds, hyperparameter grids and sizes are checked or clipped before
+anything is compiled.
+
+References: ``jax.random.key`` for the seeds' keys, the bounds of :mod:`adaptx.core.hyperparams` (written
+out here as numbers), and runs with the unclipped sizes for the clipped ones.
+"""
+
+from __future__ import annotations
+
+import jax
+import numpy as np
+import pytest
+from harness import run_python
+
+import adaptx
+from adaptx.experiments import GridError, Online, Stochastic, check_grid, log_times, run, sampling, sweep
+from adaptx.experiments.optimizers import factory
+
+ADAM = adaptx.adam(1e-2, 0.9, 0.99)
+KW = dict(steps=600, log_points=6)
+
+
+# ----------------------------------------------------------------------------------------- seeds
+
+
+def test_seeds_past_2_to_the_32_are_their_own_seeds():
+    """Seeds 2**32 and 2**32 + 1 used to draw the big steps of seeds 0 and 1 (their keys were taken
+    modulo 2**32); they are distinct seeds now, and the result records them as given."""
+    low = run(ADAM, Stochastic(), seeds=[0, 1], **KW)
+    high = run(ADAM, Stochastic(), seeds=[2**32, 2**32 + 1], **KW)
+    assert high.seeds.tolist() == [2**32, 2**32 + 1]
+    for j in range(2):
+        assert not np.array_equal(high.x[0, j], low.x[0, j])
+
+
+def test_seed_keys_are_jax_keys_of_the_whole_seed():
+    """The key of seed s is ``jax.random.key(s)`` (threefry), which under x64 holds both 32-bit words of
+    a 64-bit seed; keys of distinct seeds differ."""
+    seeds = [0, 1, 7, 2**32 - 1, 2**32, 2**32 + 1, 2**63 + 5, 2**64 - 1]
+    got = np.asarray(jax.random.key_data(sampling.keys(seeds)))
+    with jax.enable_x64(True):
+        want = np.stack([
+            np.asarray(jax.random.key_data(jax.random.key(np.uint64(s), impl="threefry2x32"))) for s in seeds
+        ])
+    np.testing.assert_array_equal(got, want)
+    assert len({tuple(k) for k in got.tolist()}) == len(seeds)
+
+
+@pytest.mark.parametrize("seeds", [[-1], [2**64], [0, 2**70], [1.5], ["3"], [[1, 2]]])
+def test_seeds_that_would_alias_or_are_not_ints_are_refused(seeds):
+    with pytest.raises(ValueError, match="seeds must"):
+        run(ADAM, Stochastic(), seeds=seeds, **KW)
+
+
+# ---------------------------------------------------------------------------------- hyperparameters
+
+
+@pytest.mark.parametrize(
+    "name, grid, message",
+    [
+        ("adam", {"learning_rate": [1e-2], "b1": [0.9], "b2": [1.5]}, "b2 must lie in"),
+        ("adam", {"learning_rate": [-0.01], "b1": [0.9], "b2": [0.99]}, "learning_rate must lie in"),
+        ("adam", {"learning_rate": [1e-2], "b1": [-0.5], "b2": [0.99]}, "b1 must lie in"),
+        ("amsgrad", {"learning_rate": [1e-2], "b1": [0.9], "b2": [1.0]}, "b2 must lie in"),
+        ("adax", {"learning_rate": [1e-2], "b1": [0.9], "b2": [-1e-4]}, "b2 must lie in"),
+        ("adam", {"learning_rate": [np.nan], "b1": [0.9], "b2": [0.99]}, "learning_rate must be finite"),
+        ("sgd", {"learning_rate": [-1.0], "b1": [0.9], "b2": [0.0]}, "learning_rate must lie in"),
+    ],
+)
+def test_invalid_grid_values_are_refused_before_compiling(name, grid, message, monkeypatch):
+    """Grid values are traced inside the sweep, where the constructors cannot check them; the sweep
+    checks the concrete values first (the constructors' own bounds: β in [0, 1), γ >= 0, AdaX's β2 > 0)."""
+    module = __import__("sys").modules["adaptx.experiments.sweep"]
+    monkeypatch.setattr(module, "_program", lambda *a, **k: pytest.fail("compiled an invalid grid"))
+    for schedule in ("constant", "inv-sqrt"):
+        with pytest.raises(GridError, match=message):
+            sweep(factory(name, schedule), Online(), grid=grid, **KW)
+
+
+def test_a_grid_error_names_the_argument_and_the_setting():
+    make = factory("adam")
+    with pytest.raises(GridError) as info:
+        check_grid(make, {"learning_rate": [1e-2, 1e-3], "b1": [0.9, 0.9], "b2": [0.99, 1.5]})
+    assert info.value.reason.startswith("b2 must lie in [0.0, 1.0)")
+    assert info.value.setting == {"learning_rate": 1e-3, "b1": 0.9, "b2": 1.5}
+    assert "(grid setting learning_rate=0.001, b1=0.9, b2=1.5)" in str(info.value)
+    check_grid(make, {"learning_rate": [0.0, 1.0], "b1": [0.0, 0.999], "b2": [0.0, 0.999]})  # the bounds
+
+
+# ------------------------------------------------------------------------------------------- sizes
+
+
+def test_log_points_are_clipped_to_the_steps():
+    """Asking for 10**6 points of a 50-step run logs what 50 points log (it used to build a 10**6-entry
+    table first; 10**9 took 8 GB)."""
+    assert log_times(50, 10**6, "linear").tolist() == list(range(1, 51))
+    assert log_times(50, 10**6).tolist() == log_times(50, 50).tolist()
+    assert set(log_times(50, 10**6).tolist()) <= set(range(1, 51))
+    with pytest.raises(ValueError, match="points must be at most"):
+        log_times(10**6, 2**20 + 1)
+
+
+def test_a_chunk_past_the_steps_is_lowered_without_changing_the_numbers(monkeypatch):
+    """A chunk of 10**9 steps (a 10**9-row mask) for a 600-step run: the run uses a chunk of 8192 and
+    gives the numbers of the default chunk."""
+    module = __import__("sys").modules["adaptx.experiments.sweep"]
+    chunks = []
+    program = module._program
+    monkeypatch.setattr(module, "_program", lambda *a, **k: chunks.append(a[5]) or program(*a, **k))
+    ref = run(ADAM, Stochastic(), seeds=[3], **KW)
+    big = run(ADAM, Stochastic(), seeds=[3], chunk=10**9, **KW)
+    assert chunks == [8192, 8192]
+    np.testing.assert_array_equal(big.x, ref.x)
+    run(ADAM, Stochastic(), seeds=[3], chunk=10**9, steps=20_000, log_points=3)
+    assert chunks[-1] == 2**15  # the power of two covering 20,000 steps
+
+
+DEVICES = """
+import sys
+import numpy as np
+import adaptx
+from adaptx.experiments import Online, Stochastic, run, run_devices, sweep
+module = sys.modules["adaptx.experiments.sweep"]
+devices = run_devices(4)
+seen = []
+program = module._program
+module._program = lambda *a, **k: seen.append(a[6]) or program(*a, **k)
+opt = adaptx.adam(1e-2, 0.9, 0.99)
+one = run(opt, Stochastic(), seeds=[0, 1], steps=600, log_points=6)
+four = run(opt, Stochastic(), seeds=[0, 1], steps=600, log_points=6, devices=devices)
+assert seen == [None, tuple(devices[:2])], seen
+np.testing.assert_array_equal(four.x, one.x)
+make = lambda learning_rate: adaptx.adam(learning_rate, 0.9, 0.99)
+sweep(make, Online(), grid={"learning_rate": [1e-2, 1e-3, 1e-4]}, steps=600, devices=4)
+assert seen[-1] == tuple(devices[:3]), seen
+print("OK")
+"""
+
+
+def test_devices_beyond_the_runs_are_left_out():
+    """Two seeds on four devices run on two of them (a device without a run of its own would only run
+    padding: 64 copies of the last seed), three online settings on three; the same numbers as on one."""
+    res = run_python(DEVICES, XLA_FLAGS=None)
+    assert res.returncode == 0, res.stderr[-3000:]
+    assert res.stdout.strip().endswith("OK")
