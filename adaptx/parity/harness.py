@@ -18,12 +18,20 @@ The deviation after step k is measured against the *total movement* of the PyTor
 
 so ``rel`` says which fraction of what the optimizer did is not reproduced. (A per-element relative error
 would be dominated by the rounding of θ itself whenever the movement is small next to θ.)
+
+Non-finite values. A NaN or an infinity on one side where the other side has a finite value (or a
+different non-finite value) is a failure at that step, with an infinite deviation. Both sides NaN (or the
+same infinity) in the same elements is agreement of a kind, but says nothing about parity: such a result
+does not pass either, and is reported as such (:attr:`ParityResult.verdict` ``"NaN on both sides"``);
+the deviation is then measured over the elements finite on both sides. The movement is measured over the
+elements where the PyTorch run ends finite.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import functools
+import math
 from collections.abc import Callable
 from typing import Any
 
@@ -156,8 +164,11 @@ class ParityResult:
       max_rel: ``max_abs`` divided by ``movement``.
       movement: :math:`\\max_i |\\theta^{torch}_T - \\theta_0|`, the total movement of the PyTorch run.
       tolerance: the bound on ``max_rel`` checked by :attr:`first_failure`.
-      first_failure: the first step (1-based) whose ``max_rel`` exceeds ``tolerance``, or ``None``.
+      first_failure: the first step (1-based) whose ``max_rel`` exceeds ``tolerance`` (a NaN or infinity
+        on one side only counts as infinite), or ``None``.
       torch_final, jax_final: the final flattened parameters of both sides.
+      first_both_nonfinite: the first step (1-based) where both sides hold the same NaN or infinity in
+        some element, or ``None``.
     """
 
     max_abs: np.ndarray
@@ -167,6 +178,7 @@ class ParityResult:
     first_failure: int | None
     torch_final: np.ndarray
     jax_final: np.ndarray
+    first_both_nonfinite: int | None = None
 
     @property
     def steps(self) -> int:
@@ -174,13 +186,31 @@ class ParityResult:
 
     @property
     def max_rel_deviation(self) -> float:
-        """The largest ``max_rel`` over all steps (NaN if either run produced NaN)."""
-        return float(np.max(self.max_rel)) if np.all(np.isfinite(self.max_rel)) else float("nan")
+        """The largest ``max_rel`` over all steps: ``inf`` if one side went non-finite alone, NaN if both
+        sides went NaN together (nothing to compare)."""
+        worst = float(np.max(self.max_rel)) if self.max_rel.size else 0.0
+        if math.isinf(worst) or self.first_both_nonfinite is None:
+            return worst
+        return float("nan")
 
     @property
     def passed(self) -> bool:
-        """No step over the tolerance and no NaN."""
-        return bool(self.first_failure is None and np.isfinite(self.max_rel_deviation))
+        """Every step within the tolerance, and no NaN or infinity on either side."""
+        return bool(
+            self.first_failure is None
+            and self.first_both_nonfinite is None
+            and np.isfinite(self.max_rel_deviation)
+        )
+
+    @property
+    def verdict(self) -> str:
+        """``"pass"``, ``"FAIL"`` (a step over the tolerance, or a NaN or infinity on one side only), or
+        ``"NaN on both sides"`` (both runs non-finite in the same elements: no verdict on parity)."""
+        if self.first_failure is not None:
+            return "FAIL"
+        if self.first_both_nonfinite is not None or not np.isfinite(self.max_rel_deviation):
+            return "NaN on both sides"
+        return "pass"
 
 
 def _np_dtype(dtype: str):
@@ -300,12 +330,25 @@ def run_jax(
 def deviation(
     torch_traj: np.ndarray, jax_traj: np.ndarray, problem: Problem, tolerance: float
 ) -> ParityResult:
-    """Per-step deviation of two trajectories of the same problem (see the module docstring)."""
+    """Per-step deviation of two trajectories of the same problem (see the module docstring, also for
+    NaN and infinities)."""
+    torch_traj, jax_traj = np.asarray(torch_traj, np.float64), np.asarray(jax_traj, np.float64)
+    if torch_traj.shape != jax_traj.shape or torch_traj.ndim != 2:
+        raise ValueError(f"trajectories of different shapes: {torch_traj.shape} and {jax_traj.shape}")
     theta0 = np.concatenate([np.ravel(problem.params[k]) for k in problem.names]).astype(np.float64)
-    movement = float(np.max(np.abs(torch_traj[-1] - theta0)))
-    max_abs = np.max(np.abs(torch_traj - jax_traj), axis=1)
-    max_rel = max_abs / movement if movement > 0 else np.where(max_abs > 0, np.inf, 0.0)
-    bad = np.nonzero(~(max_rel <= tolerance))[0]  # NaN counts as a failure
+    t_finite, j_finite = np.isfinite(torch_traj), np.isfinite(jax_traj)
+    both = t_finite & j_finite
+    # the same non-finite value on both sides: both NaN, or the same infinity
+    same = (np.isnan(torch_traj) & np.isnan(jax_traj)) | (~t_finite & ~j_finite & (torch_traj == jax_traj))
+    one_sided = ~both & ~same  # finite on one side only, or two different non-finite values
+    end = t_finite[-1]
+    movement = float(np.max(np.abs(torch_traj[-1][end] - theta0[end]))) if end.any() else 0.0
+    diff = np.where(both, np.abs(torch_traj - jax_traj), 0.0)
+    max_abs = np.where(one_sided.any(axis=1), np.inf, np.max(diff, axis=1, initial=0.0))
+    with np.errstate(divide="ignore", invalid="ignore"):
+        max_rel = max_abs / movement if movement > 0 else np.where(max_abs > 0, np.inf, 0.0)
+    bad = np.nonzero(~(max_rel <= tolerance))[0]
+    both_bad = np.nonzero(same.any(axis=1))[0]
     return ParityResult(
         max_abs=max_abs,
         max_rel=max_rel,
@@ -314,6 +357,7 @@ def deviation(
         first_failure=int(bad[0]) + 1 if bad.size else None,
         torch_final=torch_traj[-1],
         jax_final=jax_traj[-1],
+        first_both_nonfinite=int(both_bad[0]) + 1 if both_bad.size else None,
     )
 
 
