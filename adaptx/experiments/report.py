@@ -1,15 +1,22 @@
 """Presenting sweep results: the summary table, CSV/JSON files, and a plot in the style of Figure 1.
 
+Files are written whole or not at all: each is written under a temporary name in its folder and renamed
+into place, and :func:`write_results` renames the files of one run together (:class:`StagedFiles`), so
+that an interrupted or failed write leaves the previous complete set of files as it was.
+
 Plotting needs matplotlib, an optional extra (``pip install 'adaptx[plot]'``); everything else here
 uses only the standard library and NumPy.
 """
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import json
 import os
-from collections.abc import Sequence
+import signal
+import threading
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 import numpy as np
@@ -98,19 +105,118 @@ def _curves(res: Result, i: int) -> dict[str, np.ndarray]:
     }
 
 
-def write_csv(folder: str, results: Sequence[tuple[str, Result]]) -> list[str]:
-    """``summary.csv`` (one row per run) and ``curves.csv`` (mean, std, min, max over seeds at each
-    logged t, long format). Returns the paths written."""
-    os.makedirs(folder, exist_ok=True)
+#: The files a run of ``adaptx reddi`` may write into its folder (and replaces together).
+RESULT_FILES = ("summary.csv", "curves.csv", "results.json", "reddi.png")
+
+
+@contextlib.contextmanager
+def _interrupts_deferred() -> Iterator[None]:
+    """Hold back Ctrl-C (SIGINT) until the block is done, then deliver it (``KeyboardInterrupt``).
+    Only the main thread can do this; elsewhere the block runs as it is."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    caught: list[tuple] = []
+    previous = signal.signal(signal.SIGINT, lambda *a: caught.append(a))
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+        if caught:
+            if callable(previous):
+                previous(*caught[0])  # Python's default handler raises KeyboardInterrupt
+            elif previous == signal.SIG_DFL:
+                os.kill(os.getpid(), signal.SIGINT)
+
+
+class StagedFiles:
+    """Files written into ``folder`` under temporary names, renamed into place together by
+    :meth:`commit`.
+
+    :meth:`path` gives the temporary path to write ``name`` to (a hidden file in the same folder, with
+    the same extension). :meth:`commit` renames every file written into place, with Ctrl-C held back
+    while it does (a few renames), and removes the files of ``owned`` that this set does not replace, so
+    that the folder never mixes the files of two runs. Leaving the ``with`` block with an exception
+    deletes the temporary files: the folder keeps its previous files, complete.
+
+    Example:
+      >>> import os, tempfile
+      >>> from adaptx.experiments.report import StagedFiles
+      >>> folder = tempfile.mkdtemp()
+      >>> with StagedFiles(folder) as files:
+      ...     with open(files.path("a.txt"), "w") as f:
+      ...         _ = f.write("new")
+      ...     written = files.commit()
+      >>> sorted(os.listdir(folder))
+      ['a.txt']
+    """
+
+    def __init__(self, folder: str, owned: Sequence[str] = ()):
+        self.folder = folder
+        self.owned = tuple(owned)
+        self._temp: dict[str, str] = {}
+
+    def path(self, name: str) -> str:
+        """The temporary path to write the file ``name`` (a file name, no folder) to."""
+        if os.path.basename(name) != name or name in ("", ".", ".."):
+            raise ValueError(f"expected a file name without a folder, got {name!r}")
+        if name not in self._temp:
+            stem, ext = os.path.splitext(name)
+            self._temp[name] = os.path.join(self.folder, f".{stem}.partial-{os.getpid()}{ext}")
+        return self._temp[name]
+
+    def commit(self) -> list[str]:
+        """Rename the files into place (and remove the stale ones of ``owned``); returns their paths."""
+        missing = [n for n, tmp in self._temp.items() if not os.path.exists(tmp)]
+        if missing:
+            raise FileNotFoundError(f"nothing was written to {', '.join(missing)}")
+        final = []
+        with _interrupts_deferred():
+            for name, tmp in self._temp.items():
+                os.replace(tmp, os.path.join(self.folder, name))
+                final.append(os.path.join(self.folder, name))
+            for name in self.owned:
+                if name not in self._temp:
+                    with contextlib.suppress(FileNotFoundError):
+                        os.remove(os.path.join(self.folder, name))
+            self._temp.clear()
+        return final
+
+    def discard(self) -> None:
+        """Delete the temporary files written so far."""
+        for tmp in self._temp.values():
+            with contextlib.suppress(FileNotFoundError):
+                os.remove(tmp)
+        self._temp.clear()
+
+    def __enter__(self) -> StagedFiles:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.discard()
+
+
+def _write_summary_csv(path: str, results: Sequence[tuple[str, Result]]) -> None:
     rows = summary_rows(results)
-    summary_path = os.path.join(folder, "summary.csv")
     keys = [k for k in rows[0] if not k.startswith("_")]
-    with open(summary_path, "w", newline="") as f:
+    with open(path, "w", newline="") as f:
         w = csv.DictWriter(f, fieldnames=keys, extrasaction="ignore")
         w.writeheader()
         w.writerows(rows)
-    curves_path = os.path.join(folder, "curves.csv")
-    with open(curves_path, "w", newline="") as f:
+
+
+def write_csv(folder: str, results: Sequence[tuple[str, Result]]) -> list[str]:
+    """``summary.csv`` (one row per run) and ``curves.csv`` (mean, std, min, max over seeds at each
+    logged t, long format), replaced together. Returns the paths written."""
+    os.makedirs(folder, exist_ok=True)
+    with StagedFiles(folder) as files:
+        _write_summary_csv(files.path("summary.csv"), results)
+        _write_curves_csv(files.path("curves.csv"), results)
+        return files.commit()
+
+
+def _write_curves_csv(path: str, results: Sequence[tuple[str, Result]]) -> None:
+    with open(path, "w", newline="") as f:
         w = csv.writer(f)
         stats = list(_curves(results[0][1], 0))
         w.writerow(["setting", "optimizer", *_FLOAT_KEYS, "t", *stats])
@@ -123,12 +229,17 @@ def write_csv(folder: str, results: Sequence[tuple[str, Result]]) -> list[str]:
                         [setting, res.label, *[hp.get(n, "") for n in _FLOAT_KEYS], t]
                         + [f"{cur[s][k]:.9g}" for s in stats]
                     )
-    return [summary_path, curves_path]
 
 
 def write_json(folder: str, results: Sequence[tuple[str, Result]], config: dict[str, Any]) -> str:
     """``results.json``: the configuration, the summary, and every seed's logged x_t and R_t/t."""
     os.makedirs(folder, exist_ok=True)
+    with StagedFiles(folder) as files:
+        _write_json(files.path("results.json"), results, config)
+        return files.commit()[0]
+
+
+def _write_json(path: str, results: Sequence[tuple[str, Result]], config: dict[str, Any]) -> None:
     payload = {"config": config, "summary": summary_rows(results), "runs": []}
     for row in payload["summary"]:
         row.pop("_index", None)
@@ -146,10 +257,52 @@ def write_json(folder: str, results: Sequence[tuple[str, Result]], config: dict[
                 "seconds": res.seconds,
             }
         )
-    path = os.path.join(folder, "results.json")
     with open(path, "w") as f:
         json.dump(payload, f)
-    return path
+
+
+def write_results(
+    folder: str,
+    results: Sequence[tuple[str, Result]],
+    config: dict[str, Any],
+    *,
+    csv_files: bool = True,
+    json_file: bool = True,
+    figure: bool = True,
+    titles: dict[str, str] | None = None,
+    log_t: bool = True,
+) -> list[str]:
+    """Every file of a run (:data:`RESULT_FILES`: the CSVs, ``results.json``, the figure
+    ``reddi.png``), renamed into ``folder`` together (:class:`StagedFiles`): an interruption or an error
+    before the renames leaves the folder's previous files as they were, and files of an earlier run that
+    this one does not write (say, its figure) are removed with the renames. Returns the paths written.
+
+    Raises ``ImportError`` (with :data:`PLOT_INSTALL_HINT`) when ``figure`` is asked for and matplotlib
+    is missing, before anything is written; ``OSError`` when a file cannot be written.
+    """
+    if figure:
+        _pyplot()  # before writing anything
+    with StagedFiles(folder, owned=RESULT_FILES) as files:
+        if csv_files:
+            _write_summary_csv(files.path("summary.csv"), results)
+            _write_curves_csv(files.path("curves.csv"), results)
+        if json_file:
+            _write_json(files.path("results.json"), results, config)
+        if figure:
+            _plot(results, files.path("reddi.png"), log_t=log_t, titles=titles)
+        return files.commit()
+
+
+def _pyplot():
+    """matplotlib's pyplot on the Agg backend; ``ImportError`` with an install hint without it."""
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError as err:  # pragma: no cover - depends on the environment
+        raise ImportError(PLOT_INSTALL_HINT) from err
+    return plt
 
 
 def plot(
@@ -162,14 +315,19 @@ def plot(
     """A figure in the style of the paper's Figure 1: for each setting (a column), :math:`R_t/t` (top)
     and :math:`x_t` (bottom) against t, one line per optimizer (the mean over seeds) with a band of
     ± one standard deviation over seeds. Raises ``ImportError`` with an install hint without
-    matplotlib."""
-    try:
-        import matplotlib
+    matplotlib. The file is written whole or not at all."""
+    folder = os.path.dirname(os.path.abspath(path))
+    os.makedirs(folder, exist_ok=True)
+    with StagedFiles(folder) as files:
+        _plot(results, files.path(os.path.basename(path)), log_t=log_t, titles=titles)
+        files.commit()
+    return path
 
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-    except ImportError as err:  # pragma: no cover - depends on the environment
-        raise ImportError(PLOT_INSTALL_HINT) from err
+
+def _plot(
+    results: Sequence[tuple[str, Result]], path: str, *, log_t: bool, titles: dict[str, str] | None
+) -> None:
+    plt = _pyplot()
 
     settings = list(dict.fromkeys(s for s, _ in results))
     fig, axes = plt.subplots(
@@ -220,7 +378,7 @@ def plot(
         fontsize=10,
     )
     fig.tight_layout()
-    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    try:
+        fig.savefig(path, dpi=110)
+    finally:
+        plt.close(fig)

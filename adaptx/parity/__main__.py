@@ -4,4 +4,5 @@ import sys
 
 from adaptx.parity.table import main
 
-sys.exit(main())
+if __name__ == "__main__":
+    sys.exit(main(prog="python -m adaptx.parity"))

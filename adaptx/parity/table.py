@@ -9,6 +9,9 @@ initial accumulator), so that what remains of the gap is semantics, not settings
 from __future__ import annotations
 
 import dataclasses
+import os
+import sys
+import tempfile
 import time
 from collections.abc import Callable
 from typing import Any
@@ -86,28 +89,46 @@ def _scheduled(opt):
     return opt, torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=STEPS_FOR_SCHEDULE)
 
 
-def measure(problem: Problem, dtype: str = "float32") -> list[dict]:
-    """Run every row on ``problem``; one dict per row (see :func:`format_table` for the columns)."""
+#: The most steps of the table: the gradients and both trajectories are held in memory (8 bytes x ~1000
+#: parameters x steps each).
+MAX_STEPS = 100_000
+
+
+def measure(
+    problem: Problem,
+    dtype: str = "float32",
+    progress: Callable[[str, str], None] | None = None,
+) -> list[dict]:
+    """Run every row on ``problem``; one dict per row (see :func:`format_table` for the columns).
+
+    ``progress(row_name, phase)`` is called as each row starts its ``"torch"`` run, its ``"jax"`` runs
+    (compilation included) and when it is ``"done"``.
+    """
     tol = TOLERANCE[dtype]
     out = []
+    note = progress if progress is not None else (lambda name, phase: None)
     for row in rows():
+        note(row.name, "torch")
         torch_traj = run_torch(row.torch_factory, problem, dtype)
+        note(row.name, "jax")
         res = deviation(torch_traj, run_jax(row.adaptx, problem, dtype), problem, tol)
         entry = {
             "optimizer": row.name, "steps": problem.steps, "movement": res.movement,
             "adaptx_max_rel": res.max_rel_deviation, "adaptx_max_abs": float(np.max(res.max_abs)),
-            "adaptx_pass": bool(res.passed), "optax_alias": row.optax_name,
+            "adaptx_pass": bool(res.passed), "adaptx_verdict": res.verdict, "optax_alias": row.optax_name,
         }
         if row.optax is not None:
             ores = deviation(torch_traj, run_jax(row.optax, problem, dtype), problem, tol)
             entry.update(optax_max_rel=ores.max_rel_deviation, optax_max_abs=float(np.max(ores.max_abs)),
-                         optax_pass=bool(ores.passed))
+                         optax_pass=bool(ores.passed), optax_verdict=ores.verdict)
         out.append(entry)
+        note(row.name, "done")
     return out
 
 
 def format_table(entries: list[dict], tolerance: float) -> str:
-    """A markdown table of :func:`measure`'s entries."""
+    """A markdown table of :func:`measure`'s entries. The verdict column says ``pass``, ``FAIL`` or
+    ``NaN on both sides`` (see :attr:`adaptx.parity.ParityResult.verdict`)."""
     lines = [
         f"| optimizer | steps | movement | adaptx max rel. dev. | ≤ {tolerance:g} | optax alias "
         "| optax max rel. dev. | optax max abs. dev. |",
@@ -117,40 +138,140 @@ def format_table(entries: list[dict], tolerance: float) -> str:
         if e["optax_alias"] is None:
             optax_cols = "— | — | —"
         else:
-            optax_cols = (f"`{e['optax_alias']}` | {e['optax_max_rel']:.1e} | {e['optax_max_abs']:.1e}")
+            rel = f"{e['optax_max_rel']:.1e}"
+            if e.get("optax_verdict") == "NaN on both sides":
+                rel = "NaN on both sides"
+            optax_cols = f"`{e['optax_alias']}` | {rel} | {e['optax_max_abs']:.1e}"
+        verdict = e.get("adaptx_verdict") or ("pass" if e["adaptx_pass"] else "FAIL")
         lines.append(
             f"| `{e['optimizer']}` | {e['steps']} | {e['movement']:.2g} | {e['adaptx_max_rel']:.1e} | "
-            f"{'pass' if e['adaptx_pass'] else 'FAIL'} | {optax_cols} |"
+            f"{verdict} | {optax_cols} |"
         )
     return "\n".join(lines)
 
 
-def main(argv: list[str] | None = None) -> int:
-    import argparse
+def _json_target(path: str) -> str:
+    """Check ``--json PATH`` before anything runs: not a folder, in an existing folder we can write to.
+    Returns the absolute path; raises ``ValueError`` with what is wrong."""
+    target = os.path.abspath(path)
+    folder = os.path.dirname(target)
+    if os.path.isdir(target):
+        raise ValueError(f"--json {path}: is a folder")
+    if not os.path.isdir(folder):
+        raise ValueError(f"--json {path}: the folder {folder} does not exist")
+    try:
+        with tempfile.TemporaryFile(dir=folder):
+            pass
+    except OSError as err:
+        raise ValueError(f"--json {path}: cannot write there ({err.strerror or err})") from None
+    return target
+
+
+def _write_json(target: str, payload: dict) -> None:
+    """``payload`` to ``target`` whole or not at all (a temporary file renamed into place)."""
     import json
 
-    parser = argparse.ArgumentParser(
-        prog="python -m adaptx.parity",
-        description="Compare every adaptx.torch_compat optimizer (and optax's nearest alias) with PyTorch.",
+    fd, tmp = tempfile.mkstemp(dir=os.path.dirname(target), prefix=f".{os.path.basename(target)}.",
+                               suffix=".partial")
+    try:
+        with os.fdopen(fd, "w") as f:
+            json.dump(payload, f, indent=2)
+        os.replace(tmp, target)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+        raise
+
+
+class _RowProgress:
+    """Progress of the table on stderr: a tqdm bar over the rows on a terminal (the row and its phase,
+    the rate and the time left), one line per finished row elsewhere, nothing when ``quiet``."""
+
+    def __init__(self, total: int, quiet: bool, stream: Any = None):
+        self.stream = sys.stderr if stream is None else stream
+        self.total, self.quiet, self.done = total, quiet, 0
+        isatty = getattr(self.stream, "isatty", None)
+        self.bar = None
+        if not quiet and isatty and isatty():
+            from tqdm.auto import tqdm
+
+            self.bar = tqdm(total=total, unit="row", file=self.stream, dynamic_ncols=True, leave=False,
+                            mininterval=0)  # rows take seconds: show every change
+        self.start = time.perf_counter()
+
+    def __call__(self, name: str, phase: str) -> None:
+        if self.quiet:
+            return
+        if phase != "done":
+            what = "PyTorch" if phase == "torch" else "JAX (compiling and running)"
+            if self.bar is not None:
+                self.bar.set_description_str(f"{name}: {what}")
+            return
+        self.done += 1
+        if self.bar is not None:
+            self.bar.update(1)
+        else:
+            seconds = time.perf_counter() - self.start
+            print(f"[{self.done}/{self.total}] {name} ({seconds:.1f}s)", file=self.stream, flush=True)
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
+
+
+def main(argv: list[str] | None = None, prog: str = "python -m adaptx.parity") -> int:
+    """The parity table's command line (``python -m adaptx.parity``, ``adaptx parity``; ``prog`` is the
+    name in its messages). Returns 0 when every adaptx row passes, 1 otherwise, 2 on a bad command line
+    (one line on stderr, before anything runs), 130 when interrupted."""
+    from adaptx.cli import HelpFormatter, Parser, integer
+
+    parser = Parser(
+        prog=prog,
+        description="Compare every adaptx.torch_compat optimizer (and optax's nearest alias) with PyTorch "
+        "on the same random gradients: the deviation is max|θ_torch − θ_jax| / max|θ_T − θ_0|, and a row "
+        "passes when it stays within the dtype's tolerance at every step.",
+        formatter_class=HelpFormatter,
     )
-    parser.add_argument("--steps", type=int, default=1000)
-    parser.add_argument("--scale", type=float, default=1e-4, help="gradient scale (default 1e-4)")
-    parser.add_argument("--dtype", choices=["float32", "float64"], default="float32")
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--json", metavar="PATH", help="also write the rows as JSON")
+    parser.add_argument("--steps", type=integer(1, MAX_STEPS), default="1000", metavar="T",
+                        help=f"optimizer steps per row (at most {MAX_STEPS:,}; 1e3 and 1_000 are accepted)")
+    parser.add_argument("--scale", type=float, default="1e-4",
+                        help="scale of the random gradients (nan or inf: how non-finite runs are reported)")
+    parser.add_argument("--dtype", choices=["float32", "float64"], default="float32",
+                        help="precision of both sides (the tolerance: float32 1e-5, float64 1e-12)")
+    parser.add_argument("--seed", type=integer(0, 2**32 - 1), default="0", metavar="S",
+                        help="seed of the random problem (initial parameters and gradients)")
+    parser.add_argument("--json", metavar="PATH", help="also write the rows as JSON to PATH")
+    parser.add_argument("--quiet", action="store_true", help="no progress output")
     args = parser.parse_args(argv)
+    try:
+        target = _json_target(args.json) if args.json else None
+    except ValueError as err:
+        print(f"{prog}: error: {err}", file=sys.stderr)
+        return 2
 
     start = time.perf_counter()
     problem = make_problem("random", steps=args.steps, scale=args.scale, shapes=TABLE_SHAPES,
                            param_scale=0.1, seed=args.seed)
-    entries = measure(problem, args.dtype)
+    progress = _RowProgress(len(rows()), args.quiet)
+    try:
+        entries = measure(problem, args.dtype, progress)
+    except KeyboardInterrupt:
+        progress.close()
+        print(f"\n{prog}: interrupted", file=sys.stderr)
+        return 130
+    progress.close()
     tol = TOLERANCE[args.dtype]
     print(f"{problem.size} parameters (shapes {TABLE_SHAPES}), random gradients of scale {args.scale:g}, "
           f"{args.steps} steps, {args.dtype}; deviation = max|θ_torch − θ_jax| / max|θ_T − θ_0|")
     print(format_table(entries, tol))
     print(f"({time.perf_counter() - start:.1f} s)")
-    if args.json:
-        with open(args.json, "w") as f:
-            json.dump({"steps": args.steps, "scale": args.scale, "dtype": args.dtype, "seed": args.seed,
-                       "parameters": problem.size, "tolerance": tol, "rows": entries}, f, indent=2)
+    if target:
+        payload = {"steps": args.steps, "scale": args.scale, "dtype": args.dtype, "seed": args.seed,
+                   "parameters": problem.size, "tolerance": tol, "rows": entries}
+        try:
+            _write_json(target, payload)
+        except OSError as err:
+            print(f"{prog}: error: could not write {target}: {err}", file=sys.stderr)
+            return 1
+        print(f"wrote {target}")
     return 0 if all(e["adaptx_pass"] for e in entries) else 1
