@@ -3,8 +3,9 @@
 Blocks (each an ``optax.GradientTransformationExtraArgs``): :func:`scale_by_adam`,
 :func:`scale_by_amsgrad`, :func:`scale_by_adax`, :func:`scale_by_moments`, :func:`add_l2`,
 :func:`add_decayed_weights`, :func:`decoupled_weight_decay`, :func:`scale_by_learning_rate`, and
-:func:`chain` (``optax.chain`` with one shared step counter). Aliases: :func:`adam`, :func:`adamw`, :func:`amsgrad`, :func:`amsgradw`,
-:func:`adax`, :func:`adaxw`. Moment estimates to assemble new optimizers from: :mod:`adaptx.moments`.
+:func:`chain` (``optax.chain`` with one shared step counter). Aliases: :func:`adam`, :func:`adamw`,
+:func:`amsgrad`, :func:`amsgradw`, :func:`adax`, :func:`adaxw`. Moment estimates to assemble new
+optimizers from: :mod:`adaptx.moments`.
 Running an optimizer on stacked (shape, dtype) groups of parameters: :mod:`adaptx.engine`.
 PyTorch's optimizers with PyTorch's numbers: :mod:`adaptx.torch_compat` (momentum, RMSprop, Adagrad,
 Adamax, NAdam and RAdam blocks in :mod:`adaptx.transforms`); comparing any of them with PyTorch:

@@ -18,7 +18,7 @@ from typing import Any, NamedTuple
 import jax
 import jax.numpy as jnp
 
-from adaptx.core import numerics
+from adaptx.core import hyperparams, numerics
 from adaptx.moments.base import FirstMoment, LeafState
 
 Array = jax.Array
@@ -129,6 +129,10 @@ class Momentum(FirstMoment):
         return MomentumScalars(jnp.asarray(self.momentum, dtype), undampened, t <= 1)
 
     def update(self, state: LeafState, g: Array, sc: MomentumScalars) -> LeafState:
+        if hyperparams.is_python_zero(self.momentum) and sc.undampened is None:
+            # No momentum: the buffer is the gradient (PyTorch keeps none), so a NaN or inf of an earlier
+            # step is not carried on as 0 * NaN.
+            return {"trace": g}
         later = sc.momentum * state["trace"] + (g if sc.undampened is None else sc.undampened * g)
         return {"trace": jnp.where(sc.first, g, later)}
 

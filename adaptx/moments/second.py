@@ -175,8 +175,14 @@ class LongTermAverage(SecondMoment):
         new_nu = nu + increment
         if not self.compensated:
             return {"nu": new_nu}
-        lost = increment - (new_nu - nu)  # exact (Fast2Sum)
-        return {"nu": new_nu, "nu_residual": (1 - sc.weight) * state["nu_residual"] + lost}
+        # The same increment and sum once more, written in another (bitwise equal) order so that XLA
+        # does not share them between the two outputs: each output is then one kernel reading the old
+        # state, and the residual's kernel runs first (the new average reads it through `* 0`), so both
+        # arrays are updated in place without a copy of the old average.
+        increment_r = -(sc.weight * nu) + scaled_square(sc.weight, g)
+        lost = increment_r - ((increment_r + nu) - nu)  # exact (Fast2Sum)
+        new_residual = (1 - sc.weight) * state["nu_residual"] + lost
+        return {"nu": new_nu + new_residual * 0, "nu_residual": new_residual}
 
     def stored(self, state: LeafState) -> Array:
         return state["nu"] + state["nu_residual"] if self.compensated else state["nu"]

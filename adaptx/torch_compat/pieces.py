@@ -12,11 +12,12 @@ rules stay written once:
 from __future__ import annotations
 
 import jax
+import jax.numpy as jnp
 
 from adaptx.moments import first, second
 from adaptx.moments.base import LeafState
 from adaptx.torch_compat import constants
-from adaptx.torch_compat.inplace import Parts
+from adaptx.torch_compat.inplace import Parts, opaque_round
 
 Array = jax.Array
 
@@ -42,7 +43,22 @@ class HostSecondAverage(_HostConstants, second.MovingAverage):
 
 
 class HostCentered(_HostConstants, second.CenteredMovingAverage):
-    """:class:`adaptx.moments.second.CenteredMovingAverage` with PyTorch's :math:`1 - \\alpha`."""
+    """:class:`adaptx.moments.second.CenteredMovingAverage` with PyTorch's constants and order of operations.
+
+    PyTorch's ``square_avg.mul_(α).addcmul_(g, g, value=1-α)`` rounds α·v on its own before adding
+    ((1-α)·g)·g, and ``grad_avg.lerp_(g, 1-α)`` switches formula at a weight of one half. With a nearly
+    constant gradient v − ḡ² is a rounding residue, and only the same roundings give the same sign of
+    it (NaN in PyTorch where it is negative); this piece keeps PyTorch's order, and XLA's contraction of
+    a multiply into the following add then matches the fused multiply-adds of PyTorch's vectorised CPU
+    kernels (``tests/test_nonfinite.py`` compares them).
+    """
+
+    def update(self, state: LeafState, g: Array, sc: second.CenteredScalars) -> LeafState:
+        avg, w = state["grad_avg"], sc.complement
+        # torch.lerp: start + w (end - start) for w < 1/2, else end - (end - start)(1 - w).
+        new_avg = jnp.where(w < 0.5, avg + w * (g - avg), g - (g - avg) * (1 - w))
+        nu = opaque_round(sc.decay * state["nu"], state["nu"].dtype) + second.scaled_square(w, g)
+        return {"nu": nu, "grad_avg": new_avg}
 
 
 class SplitNesterov(_HostConstants, first.NesterovMovingAverage):
