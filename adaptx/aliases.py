@@ -141,8 +141,8 @@ def amsgrad(
       >>> opt = adaptx.amsgrad(1e-2, b2=0.99)
     """
     return chain(
-        scale_by_adam(b1, b2, eps, eps_root, mu_dtype, amsgrad=max_of, debias_mu=bias_correction_mu,
-                      debias_nu=bias_correction_nu, nu_dtype=nu_dtype),
+        scale_by_amsgrad(b1, b2, eps, eps_root, mu_dtype, max_of=max_of, debias_mu=bias_correction_mu,
+                         debias_nu=bias_correction_nu, nu_dtype=nu_dtype),
         scale_by_learning_rate(learning_rate),
     )
 

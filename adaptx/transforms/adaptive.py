@@ -335,6 +335,8 @@ def scale_by_amsgrad(
     mu_dtype: Any = None,
     *,
     max_of: MaxOf = "raw",
+    debias_mu: bool = True,
+    debias_nu: bool = True,
     eps_on: EpsOn = "corrected",
     nu_dtype: Any = None,
 ) -> optax.GradientTransformationExtraArgs:
@@ -352,7 +354,8 @@ def scale_by_amsgrad(
     a long time. State fields: ``mu``, ``nu``, ``nu_max``.
 
     Args:
-      b1, b2, eps, eps_root, mu_dtype, eps_on, nu_dtype: as in :func:`scale_by_adam`.
+      b1, b2, eps, eps_root, mu_dtype, debias_mu, debias_nu, eps_on, nu_dtype: as in
+        :func:`scale_by_adam`.
       max_of: ``"raw"`` or ``"corrected"``.
 
     Example:
@@ -362,7 +365,8 @@ def scale_by_amsgrad(
     if max_of not in ("raw", "corrected"):
         raise ValueError(f"max_of must be 'raw' or 'corrected', got {max_of!r}")
     return scale_by_adam(
-        b1, b2, eps, eps_root, mu_dtype, amsgrad=max_of, eps_on=eps_on, nu_dtype=nu_dtype
+        b1, b2, eps, eps_root, mu_dtype, amsgrad=max_of, debias_mu=debias_mu, debias_nu=debias_nu,
+        eps_on=eps_on, nu_dtype=nu_dtype,
     )
 
 
