@@ -108,9 +108,7 @@ def _stepped_moments(
             if dtype not in per_dtype:
                 own = {id(p): p.scalars(t, dtype, {f: step_state[f] for f in p.step_fields}) for p in pieces}
                 rect = None if rectifier is None else rectifier.scalars(t, dtype)
-                # Computed once, here: without the barrier XLA may fuse the scalar arithmetic (expm1, log,
-                # division) into every elementwise kernel and redo it per element.
-                per_dtype[dtype] = jax.lax.optimization_barrier((own, rect))
+                per_dtype[dtype] = (own, rect)
             return per_dtype[dtype]
 
         field_leaves = {f: trees.leaves_like(who, updates, getattr(state, f)) for f in leaf_fields}
