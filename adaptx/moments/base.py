@@ -34,6 +34,8 @@ from typing import Any, ClassVar
 import jax
 import jax.numpy as jnp
 
+from adaptx.core import numerics
+
 Array = jax.Array
 LeafState = dict[str, Array]
 
@@ -49,6 +51,26 @@ def real_dtype(dtype) -> jnp.dtype:
     """The real dtype of ``dtype``'s parts: float32 for complex64, ``dtype`` itself when real."""
     dtype = jnp.dtype(dtype)
     return jnp.finfo(dtype).dtype if jnp.issubdtype(dtype, jnp.complexfloating) else dtype
+
+
+class Decaying:
+    r"""Mixin for pieces with an exponential decay β (attribute ``decay``): its constants, formed once.
+
+    :math:`1 - \beta` and :math:`1 - \beta^t` are formed from β rounded to the compute dtype, which keeps
+    them consistent (the weights of an average then sum to exactly :math:`1 - \mathrm{fl}(\beta)^t`);
+    :math:`1 - \beta^t` as :math:`-\operatorname{expm1}(t \log\beta)`, accurate in float32 for every t.
+    PyTorch's variants override both (:mod:`adaptx.torch_compat.pieces`).
+    """
+
+    decay: Any
+
+    def complement(self, dtype) -> Array:
+        r""":math:`1 - \beta` in ``dtype``."""
+        return 1 - jnp.asarray(self.decay, dtype)
+
+    def one_minus_power(self, t: Array, dtype) -> Array:
+        r""":math:`1 - \beta^t` in ``dtype`` (``t`` a float array)."""
+        return numerics.one_minus_power(jnp.asarray(self.decay, dtype), t)
 
 
 class _Piece(abc.ABC):

@@ -19,7 +19,7 @@ import jax
 import jax.numpy as jnp
 
 from adaptx.core import hyperparams, numerics
-from adaptx.moments.base import FirstMoment, LeafState
+from adaptx.moments.base import Decaying, FirstMoment, LeafState
 
 Array = jax.Array
 
@@ -34,7 +34,7 @@ class EmaScalars(NamedTuple):
 
 
 @dataclasses.dataclass(frozen=True)
-class MovingAverage(FirstMoment):
+class MovingAverage(Decaying, FirstMoment):
     r"""Exponential moving average of the gradient, Adam's and AdaX's first moment.
 
     .. math::
@@ -57,15 +57,6 @@ class MovingAverage(FirstMoment):
     nesterov: bool = False
 
     fields = ("mu",)
-
-    def complement(self, dtype) -> Array:
-        r""":math:`1 - \beta_1` in ``dtype``, from β1 rounded to ``dtype`` (the weights then sum to
-        exactly :math:`1 - \mathrm{fl}(\beta_1)^t`)."""
-        return 1 - jnp.asarray(self.decay, dtype)
-
-    def one_minus_power(self, t: Array, dtype) -> Array:
-        r""":math:`1 - \beta_1^t` in ``dtype`` (``t`` a float array)."""
-        return numerics.one_minus_power(jnp.asarray(self.decay, dtype), t)
 
     def init(self, like: Array, dtype) -> LeafState:
         return {"mu": jnp.zeros_like(like, dtype=dtype)}
@@ -152,7 +143,7 @@ class NesterovScalars(NamedTuple):
 
 
 @dataclasses.dataclass(frozen=True)
-class NesterovMovingAverage(FirstMoment):
+class NesterovMovingAverage(Decaying, FirstMoment):
     r"""NAdam's first moment (Dozat, 2016, with PyTorch's momentum schedule).
 
     .. math::
@@ -177,10 +168,6 @@ class NesterovMovingAverage(FirstMoment):
 
     fields = ("mu",)
     step_fields = ("mu_product",)
-
-    def complement(self, dtype) -> Array:
-        r""":math:`1 - \beta_1` in ``dtype``."""
-        return 1 - jnp.asarray(self.decay, dtype)
 
     def mu(self, t: Array, dtype) -> Array:
         r""":math:`\mu_t = \beta_1 (1 - 0.96^{t\psi} / 2)` for a float ``t``, the power as an exponential."""

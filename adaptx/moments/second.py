@@ -24,7 +24,7 @@ import jax
 import jax.numpy as jnp
 
 from adaptx.core import numerics
-from adaptx.moments.base import LeafState, SecondMoment
+from adaptx.moments.base import Decaying, LeafState, SecondMoment
 
 Array = jax.Array
 
@@ -50,7 +50,7 @@ class EmaScalars(NamedTuple):
 
 
 @dataclasses.dataclass(frozen=True)
-class MovingAverage(SecondMoment):
+class MovingAverage(Decaying, SecondMoment):
     r"""Exponential moving average of :math:`|g|^2`: Adam's and RMSprop's second moment (field ``nu``).
 
     .. math::
@@ -69,14 +69,6 @@ class MovingAverage(SecondMoment):
     debias: bool = True
 
     fields = ("nu",)
-
-    def complement(self, dtype) -> Array:
-        r""":math:`1 - \beta_2` in ``dtype``, from β2 rounded to ``dtype``."""
-        return 1 - jnp.asarray(self.decay, dtype)
-
-    def one_minus_power(self, t: Array, dtype) -> Array:
-        r""":math:`1 - \beta_2^t` in ``dtype`` (``t`` a float array)."""
-        return numerics.one_minus_power(jnp.asarray(self.decay, dtype), t)
 
     def init(self, like: Array, dtype) -> LeafState:
         return {"nu": jnp.zeros_like(like, dtype=dtype)}
@@ -328,7 +320,7 @@ class CenteredScalars(NamedTuple):
 
 
 @dataclasses.dataclass(frozen=True)
-class CenteredMovingAverage(SecondMoment):
+class CenteredMovingAverage(Decaying, SecondMoment):
     r"""Centered RMSprop's variance estimate (Graves, 2013; ``torch.optim.RMSprop(centered=True)``).
 
     Fields ``nu`` (the average of :math:`|g|^2`) and ``grad_avg`` (the average of :math:`g`):
@@ -350,10 +342,6 @@ class CenteredMovingAverage(SecondMoment):
     decay: Any = 0.99
 
     fields = ("nu", "grad_avg")
-
-    def complement(self, dtype) -> Array:
-        r""":math:`1 - \alpha` in ``dtype``."""
-        return 1 - jnp.asarray(self.decay, dtype)
 
     def init(self, like: Array, dtype) -> LeafState:
         # grad_avg has the gradient's kind (complex for complex parameters), nu is real.
