@@ -17,8 +17,9 @@ import jax
 import jax.numpy as jnp
 import optax
 
-from adaptx.core import counting, hyperparams, numerics, trees
+from adaptx.core import hyperparams, numerics, trees
 from adaptx.torch_compat.inplace import Parts, is_parts, opaque_round
+from adaptx.transforms.weight_decay import decay_block
 
 
 def stepped_decay(
@@ -47,16 +48,7 @@ def stepped_decay(
         raise ValueError(f"on must be 'previous' or 'updated', got {on!r}")
     hyperparams.check_non_negative("weight_decay", weight_decay, schedule_ok=True)
 
-    def init_fn(params):
-        del params
-        return optax.EmptyState()
-
-    def update_fn(updates, state, params=None, **extra_args):
-        t = counting.step_of(extra_args, who)
-        if hyperparams.is_python_zero(weight_decay):
-            return updates, state
-        if params is None:
-            raise ValueError(f"{who} needs the current parameters: call update(updates, state, params)")
+    def rule(updates, params, t):
         wd = hyperparams.PerDtype("weight_decay", weight_decay, t - 1)
         lr = None if learning_rate is None else hyperparams.PerDtype("lr", learning_rate, t - 1)
         decide = mask(params) if callable(mask) else mask
@@ -88,7 +80,6 @@ def stepped_decay(
             theta = rounded(rounded(decay(pc)) + uc) if on == "previous" else rounded(decay(rounded(pc + uc)))
             return (theta - pc).astype(jnp.result_type(u.dtype, p.dtype))
 
-        new = [leaf(u, p, f) for u, p, f in zip(u_leaves, p_leaves, flags, strict=True)]
-        return treedef.unflatten(new), state
+        return treedef.unflatten([leaf(u, p, f) for u, p, f in zip(u_leaves, p_leaves, flags, strict=True)])
 
-    return optax.GradientTransformationExtraArgs(init_fn, update_fn)
+    return decay_block(who, weight_decay, rule)

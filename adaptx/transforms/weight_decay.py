@@ -23,10 +23,15 @@ import optax
 from adaptx.core import counting, hyperparams, numerics, trees
 
 
-def _stepped_decay(
-    who: str, weight_decay: Any, learning_rate: Any, sign: int, mask: Any
+def decay_block(
+    who: str, weight_decay: Any, rule: Callable[[Any, Any, Any], Any]
 ) -> optax.GradientTransformationExtraArgs:
-    """``u + sign * γ_t λ_t θ`` on the masked leaves (γ = 1 when ``learning_rate`` is ``None``)."""
+    """A stepped weight-decay block: ``rule(updates, params, t)`` gives the new updates.
+
+    What every decay shares: no state of its own (``optax.EmptyState``), the step number from the chain,
+    the arithmetic skipped for a Python 0 (the state is the same either way), and a clear error when the
+    parameters are not passed to ``update``.
+    """
 
     def init_fn(params):
         del params
@@ -35,9 +40,20 @@ def _stepped_decay(
     def update_fn(updates, state, params=None, **extra_args):
         t = counting.step_of(extra_args, who)
         if hyperparams.is_python_zero(weight_decay):
-            return updates, state  # the same state either way: only the arithmetic is skipped
+            return updates, state
         if params is None:
             raise ValueError(f"{who} needs the current parameters: call update(updates, state, params)")
+        return rule(updates, params, t), state
+
+    return optax.GradientTransformationExtraArgs(init_fn, update_fn)
+
+
+def _stepped_decay(
+    who: str, weight_decay: Any, learning_rate: Any, sign: int, mask: Any
+) -> optax.GradientTransformationExtraArgs:
+    """``u + sign * γ_t λ_t θ`` on the masked leaves (γ = 1 when ``learning_rate`` is ``None``)."""
+
+    def rule(updates, params, t):
         wd = hyperparams.PerDtype("weight_decay", weight_decay, t - 1)
         lr = None if learning_rate is None else hyperparams.PerDtype("learning_rate", learning_rate, t - 1)
         p_leaves = trees.leaves_like(who, updates, params, "parameters")
@@ -58,10 +74,9 @@ def _stepped_decay(
             # The parameter's dtype wins over a narrower gradient's (bf16 gradients on float32 θ).
             return (numerics.cast_state(u, c) + step).astype(jnp.result_type(u.dtype, p.dtype))
 
-        new = [leaf(u, p, f) for u, p, f in zip(u_leaves, p_leaves, flags, strict=True)]
-        return treedef.unflatten(new), state
+        return treedef.unflatten([leaf(u, p, f) for u, p, f in zip(u_leaves, p_leaves, flags, strict=True)])
 
-    return optax.GradientTransformationExtraArgs(init_fn, update_fn)
+    return decay_block(who, weight_decay, rule)
 
 
 def add_decayed_weights(
