@@ -12,6 +12,15 @@ Every problem is a sequence of *linear* losses :math:`f_t(x) = c_t\,x` on the fe
   (:func:`theorem1`).
 * :class:`Stochastic`: each step is big with probability ``p``, independently (the paper's
   ``p = 0.01``, big 1010, small 10, so :math:`E[c_t] = 0.2`).
+* :class:`StochasticTheorem`: the paper's stochastic counterexample (Theorem 3, the stochastic variant
+  of Theorem 1): big = C with probability :math:`p = (1 + \delta) / (C + 1)`, else -1, so
+  :math:`E[c_t] = \delta`.
+
+Every problem satisfies :class:`Problem`, the interface the runners
+(:func:`adaptx.experiments.sweep`, :func:`adaptx.experiments.reference.reference_sweep`) read: the
+optimum ``x_star``, the feasible interval ``domain``, whether it is ``stochastic`` (and then its
+big-step probability ``p``, drawn by :mod:`adaptx.experiments.sampling`), and ``gradient(t, big)``.
+A new problem is a class with these members; no runner or CLI code changes.
 
 In all of them the average gradient is positive, so the best fixed point in hindsight is
 :math:`x^* = -1` and the regret after T steps is
@@ -26,6 +35,7 @@ forgotten by the second moment before it comes again, so the many small steps to
 from __future__ import annotations
 
 import dataclasses
+from typing import Protocol, runtime_checkable
 
 import jax
 import jax.numpy as jnp
@@ -34,6 +44,46 @@ Array = jax.Array
 
 #: The optimum of every problem here: the average gradient is positive on [-1, 1].
 X_STAR = -1.0
+
+
+#: The feasible interval of every problem here.
+DOMAIN = (-1.0, 1.0)
+
+
+@runtime_checkable
+class Problem(Protocol):
+    r"""What a runner needs of a problem: a sequence of linear losses :math:`f_t(x) = c_t x` on the
+    interval ``domain`` :math:`= [a, b]`, whose best fixed point in hindsight is ``x_star``.
+
+    A run steps :math:`x_{t+1} = \Pi_{[a, b]}(x_t + \text{update}(c_t))` and accumulates the regret
+    :math:`R_T = \sum_{t \le T} c_t (x_t - x^*)`.
+
+    Attributes:
+      x_star: the optimum :math:`x^*` used in the regret.
+      domain: ``(low, high)``, the interval the iterates are projected onto.
+      stochastic: ``False``: :math:`c_t` is a function of t alone (a runner may run one copy for all
+        seeds). ``True``: each step is "big" independently with probability ``p`` (an attribute the
+        problem must then have), drawn per seed by :mod:`adaptx.experiments.sampling`'s exact gap
+        sampler, and :math:`c_t` is a function of that flag.
+
+    Example:
+      >>> from adaptx.experiments.problems import Online, Problem
+      >>> isinstance(Online(), Problem), Online().x_star, Online().domain
+      (True, -1.0, (-1.0, 1.0))
+    """
+
+    x_star: float
+    domain: tuple[float, float]
+    stochastic: bool
+
+    def gradient(self, t: Array, big: Array | None, dtype=jnp.float32) -> Array:
+        """:math:`c_t` at the 1-based int32 step ``t``; ``big`` is the seed's big-step flag (bool
+        array) for a stochastic problem, ``None`` for a deterministic one."""
+        ...
+
+    def describe(self) -> str:
+        """One line for tables and logs."""
+        ...
 
 
 def _check(name: str, value, ok: bool, need: str) -> None:
@@ -65,6 +115,8 @@ class Online:
     small: float = 10.0
 
     stochastic = False
+    x_star = X_STAR
+    domain = DOMAIN
 
     def __post_init__(self):
         _check("period", self.period, isinstance(self.period, int) and self.period >= 2, "an int >= 2")
@@ -133,6 +185,8 @@ class Stochastic:
     small: float = 10.0
 
     stochastic = True
+    x_star = X_STAR
+    domain = DOMAIN
 
     def __post_init__(self):
         _check("p", self.p, 0 < self.p < 1, "in (0, 1)")
@@ -156,3 +210,60 @@ class Stochastic:
 
     def describe(self) -> str:
         return f"stochastic: c_t = {self.big:g} with probability {self.p:g}, else -{self.small:g}"
+
+
+@dataclasses.dataclass(frozen=True)
+class StochasticTheorem:
+    r"""The paper's stochastic counterexample (Reddi et al. 2018, Theorem 3, the stochastic variant of
+    Theorem 1): on :math:`[-1, 1]`, independently at each step,
+
+    .. math::
+        f_t(x) = \begin{cases} C x & \text{with probability } p = \frac{1 + \delta}{C + 1} \\
+        -x & \text{with probability } 1 - p, \end{cases}
+
+    so :math:`E[c_t] = pC - (1 - p) = \delta > 0` and :math:`x^* = -1`. For large C (the theorem takes
+    :math:`C` large against :math:`\delta`), Adam with :math:`\beta_1 = 0`, :math:`\beta_2 = 1/(1 + C^2)`
+    (:func:`theorem1_betas`) moves towards +1 in expectation, while :math:`x^* = -1`.
+
+    It is :class:`Stochastic` with ``big = C, small = 1`` written in the theorem's parameters, as its
+    own class: it shows what a new problem needs (the :class:`Problem` members) and nothing else.
+
+    Attributes:
+      C: the large gradient (> 1).
+      delta: the expected gradient :math:`\delta`, in ``(0, C - 1)`` (so that ``p < 1``).
+
+    Example:
+      >>> from adaptx.experiments.problems import StochasticTheorem
+      >>> prob = StochasticTheorem(C=20.0, delta=0.1)
+      >>> round(prob.p, 6), round(prob.mean_gradient, 6)
+      (0.052381, 0.1)
+    """
+
+    C: float = 20.0
+    delta: float = 0.1
+
+    stochastic = True
+    x_star = X_STAR
+    domain = DOMAIN
+
+    def __post_init__(self):
+        _check("C", self.C, self.C > 1, "> 1")
+        _check("delta", self.delta, 0 < self.delta < self.C - 1, f"in (0, C - 1) = (0, {self.C - 1:g})")
+
+    @property
+    def p(self) -> float:
+        r"""The probability :math:`(1 + \delta) / (C + 1)` of the big gradient C."""
+        return (1.0 + self.delta) / (self.C + 1.0)
+
+    @property
+    def mean_gradient(self) -> float:
+        r""":math:`E[c_t] = pC - (1 - p) = \delta`."""
+        return self.p * self.C - (1.0 - self.p)
+
+    def gradient(self, t: Array, big: Array, dtype=jnp.float32) -> Array:
+        """:math:`c_t = C` where ``big`` else -1."""
+        del t
+        return jnp.where(big, self.C, -1.0).astype(dtype)
+
+    def describe(self) -> str:
+        return f"theorem 3: c_t = {self.C:g} with probability {self.p:.4g} (E[c_t] = {self.delta:g}), else -1"
