@@ -1,0 +1,101 @@
+"""adaptx.experiments.reference: the plain reference sweep runner, against the fast CPU sweep and NumPy.
+
+* Against :func:`adaptx.experiments.sweep` (the CPU fast path), same problems, optimizers, grid and
+  seeds. The online problem gives the same bits. On the stochastic problem the two programs run the same
+  float32 formulas, but XLA:CPU may contract a multiply and an add into a fused multiply-add in one
+  program and not in the other (the fast path runs the seeds as a vector, the reference ``vmap``-s a
+  scalar step), so a run may differ by a rounding or so per step (measured: at most 6e-8 in x, 2e-6
+  relative in R_T/T over 3,000 steps). Tolerances: 1e-6 absolute in x (about 8 float32 ulps at 1) and
+  1e-5 relative in R_T/T: well above these roundings, far below any difference of the algorithm (a
+  missed or extra big step moves R_T/T by ~1e-1 here, a changed block flush by ~1e-3).
+* The new problem (:class:`~adaptx.experiments.problems.StochasticTheorem`, the paper's Theorem 3)
+  against a NumPy float64 loop written from its definition, on the big steps of
+  :func:`adaptx.experiments.sampling.big_steps`.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import optax
+import pytest
+
+import adaptx
+from adaptx.experiments import Online, Stochastic, optimizers, sweep
+from adaptx.experiments.problems import Problem, StochasticTheorem
+from adaptx.experiments.reference import reference_sweep
+from adaptx.experiments.sampling import big_steps
+
+SEEDS = [0, 5, 7]
+
+
+@pytest.mark.parametrize("problem", [Online(), Stochastic()], ids=["online", "stochastic"])
+@pytest.mark.parametrize("name", ["adam", "amsgrad", "adax"])
+def test_reference_matches_fast_sweep(problem, name):
+    make = optimizers.factory(name)
+    b2 = optimizers.DEFAULT_B2[name]
+    grid = {"learning_rate": [1e-2, 1e-3], "b1": [0.9, 0.0], "b2": [b2, b2]}
+    kw = dict(steps=3000, seeds=SEEDS, grid=grid, log_points=20)
+    fast, ref = sweep(make, problem, **kw), reference_sweep(make, problem, **kw)
+    np.testing.assert_array_equal(ref.t, fast.t)
+    np.testing.assert_array_equal(ref.seeds, fast.seeds)
+    assert ref.x.shape == fast.x.shape == (2, len(SEEDS), fast.t.size)
+    np.testing.assert_allclose(ref.x, fast.x, rtol=0, atol=1e-6)
+    np.testing.assert_allclose(ref.avg_regret, fast.avg_regret, rtol=1e-5, atol=1e-7)
+    if not problem.stochastic:
+        np.testing.assert_array_equal(ref.x, fast.x)
+        np.testing.assert_array_equal(ref.avg_regret, fast.avg_regret)
+    # not vacuous: the settings and (stochastic) the seeds run differently
+    assert np.abs(ref.x[0] - ref.x[1]).max() > 1e-3
+    if problem.stochastic:
+        assert np.abs(ref.avg_regret[:, 0] - ref.avg_regret[:, 1]).max() > 1e-3
+
+
+def numpy_run(grads, update, x0=0.0):
+    """Projected run in float64 on [-1, 1]: x after each step and R_t (x* = -1)."""
+    x, regret, xs, rs, state = x0, 0.0, [], [], None
+    for t, g in enumerate(grads, start=1):
+        regret += g * (x + 1.0)
+        step, state = update(t, g, state)
+        x = min(1.0, max(-1.0, x + step))
+        xs.append(x)
+        rs.append(regret)
+    return np.array(xs), np.array(rs)
+
+
+def test_new_problem_against_numpy_float64():
+    prob = StochasticTheorem(C=20.0, delta=0.1)
+    assert isinstance(prob, Problem) and prob.x_star == -1.0 and prob.domain == (-1.0, 1.0)
+    assert math.isclose(prob.mean_gradient, 0.1)
+    steps, seeds, alpha = 2000, [1, 2], 0.5
+    b1, b2 = 0.0, 1.0 / (1.0 + prob.C**2)  # Theorem 3's Adam setting
+
+    def sgd(t, g, state):
+        return -alpha / math.sqrt(t) * g, state
+
+    def adam(t, g, state):  # adaptx.adam, eps = 1e-8 on the corrected root, step alpha / sqrt(t)
+        m, v = state or (0.0, 0.0)
+        m, v = b1 * m + (1 - b1) * g, b2 * v + (1 - b2) * g * g
+        return -alpha / math.sqrt(t) * (m / (1 - b1**t)) / (math.sqrt(v / (1 - b2**t)) + 1e-8), (m, v)
+
+    runs = {
+        name: reference_sweep(opt, prob, steps=steps, seeds=seeds, log_points=15)
+        for name, opt in [
+            ("sgd", optax.sgd(optimizers.inverse_sqrt(alpha))),
+            ("adam", adaptx.adam(optimizers.inverse_sqrt(alpha), b1, b2)),
+        ]
+    }
+    formulas = {"sgd": sgd, "adam": adam}
+    for name, res in runs.items():
+        for j, seed in enumerate(seeds):
+            g = np.full(steps, -1.0)
+            big = big_steps(seed, steps, prob.p)
+            assert 0.5 * prob.p * steps < big.size < 2 * prob.p * steps
+            g[big - 1] = prob.C
+            xs, rs = numpy_run(g, formulas[name])
+            t = res.t
+            np.testing.assert_allclose(res.x[0, j], xs[t - 1], rtol=0, atol=1e-5, err_msg=name)
+            np.testing.assert_allclose(
+                res.avg_regret[0, j], rs[t - 1] / t, rtol=1e-5, atol=1e-6, err_msg=name
+            )
