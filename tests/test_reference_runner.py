@@ -36,7 +36,7 @@ def test_reference_matches_fast_sweep(problem, name):
     make = optimizers.factory(name)
     b2 = optimizers.DEFAULT_B2[name]
     grid = {"learning_rate": [1e-2, 1e-3], "b1": [0.9, 0.0], "b2": [b2, b2]}
-    kw = dict(steps=3000, seeds=SEEDS, grid=grid, log_points=20)
+    kw = dict(steps=2000, seeds=SEEDS, grid=grid, log_points=12)
     fast, ref = sweep(make, problem, **kw), reference_sweep(make, problem, **kw)
     np.testing.assert_array_equal(ref.t, fast.t)
     np.testing.assert_array_equal(ref.seeds, fast.seeds)
