@@ -5,6 +5,8 @@
 * :func:`sweep` / :func:`run`: optimizers x hyperparameters x seeds as one compiled program, chunked so
   that 10M steps are routine, split over several devices if asked (:func:`run_devices`);
   :class:`Result` holds x_t and R_t/t at logged steps.
+* :func:`~adaptx.experiments.reference.reference_sweep`: the same sweep as a short, plain runner over any
+  :class:`~adaptx.experiments.problems.Problem` (the specification the fast CPU path is tested against).
 * :mod:`~adaptx.experiments.sampling`: the exact Bernoulli(p) big steps, drawn as geometric gaps.
 * :mod:`~adaptx.experiments.optimizers`: Adam, AMSGrad, AdaX by name; :mod:`~adaptx.experiments.report`:
   tables, CSV/JSON and the Figure-1-style plot used by ``adaptx reddi``.
@@ -18,7 +20,16 @@ Example:
 """
 
 from adaptx.experiments import optimizers, problems, sampling
-from adaptx.experiments.problems import X_STAR, Online, Stochastic, theorem1, theorem1_betas
+from adaptx.experiments.problems import (
+    X_STAR,
+    Online,
+    Problem,
+    Stochastic,
+    StochasticTheorem,
+    theorem1,
+    theorem1_betas,
+)
+from adaptx.experiments.reference import reference_sweep
 from adaptx.experiments.sweep import (
     GridError,
     Result,
@@ -34,13 +45,16 @@ __all__ = [
     "X_STAR",
     "GridError",
     "Online",
+    "Problem",
     "Result",
     "Stochastic",
+    "StochasticTheorem",
     "check_grid",
     "log_times",
     "optimizers",
     "problems",
     "product_grid",
+    "reference_sweep",
     "run",
     "run_devices",
     "sampling",
