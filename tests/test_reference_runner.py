@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import math
 
+import jax.numpy as jnp
 import numpy as np
 import optax
 import pytest
@@ -99,3 +100,42 @@ def test_new_problem_against_numpy_float64():
             np.testing.assert_allclose(
                 res.avg_regret[0, j], rs[t - 1] / t, rtol=1e-5, atol=1e-6, err_msg=name
             )
+
+
+class ShiftedOnline:
+    """A problem written here, outside adaptx: the online problem moved to the domain [0, 2] (x* = 0).
+
+    Only the :class:`Problem` members; the reference runner needs nothing else."""
+
+    x_star = 0.0
+    domain = (0.0, 2.0)
+    stochastic = False
+
+    def gradient(self, t, big=None, dtype=np.float32):
+        del big
+        return jnp.where(t % 5 == 1, 8.0, -1.0).astype(dtype)
+
+    def describe(self):
+        return "online on [0, 2]: c_t = 8 if t mod 5 = 1 else -1"
+
+
+def test_user_problem_with_its_own_domain():
+    prob = ShiftedOnline()
+    assert isinstance(prob, Problem)
+    steps, lr = 700, 0.05
+    res = reference_sweep(optax.sgd(lr), prob, steps=steps, seeds=2, x0=1.5, log_points=10)
+    t = np.arange(1, steps + 1)
+    g = np.where(t % 5 == 1, 8.0, -1.0)
+    x, regret, xs, rs = 1.5, 0.0, [], []
+    for gt in g:  # float64, from the definition: projection onto [0, 2], regret against x* = 0
+        regret += gt * (x - 0.0)
+        x = min(2.0, max(0.0, x - lr * gt))
+        xs.append(x)
+        rs.append(regret)
+    xs, rs = np.array(xs), np.array(rs)
+    assert xs.min() == 0.0 and xs.max() < 2.0  # the projection onto the new domain is exercised
+    for j in range(2):
+        np.testing.assert_allclose(res.x[0, j], xs[res.t - 1], rtol=0, atol=1e-5)
+        np.testing.assert_allclose(res.avg_regret[0, j], rs[res.t - 1] / res.t, rtol=1e-5, atol=1e-6)
+    with pytest.raises(ValueError, match="x0 must lie in"):
+        reference_sweep(optax.sgd(lr), prob, steps=10, x0=-0.5)
