@@ -373,9 +373,28 @@ def _take_step(problem, opt, t, big, dtype, x, opt_state):
     return jnp.clip(x + updates, -1.0, 1.0), opt_state, g * (x - X_STAR)
 
 
-def _mapped(fn, in_axes, args, num) -> Any:
+def _mapped(fn, in_axes, args, num, one_by_one: bool = False) -> Any:
     """Which outputs of ``vmap(fn, in_axes)`` depend on the mapped inputs: a tree like the output with
-    0 (mapped) or ``None`` (the same for every setting) at each leaf. Found by tracing only."""
+    0 (mapped) or ``None`` (the same for every setting) at each leaf. Found by tracing only.
+
+    One trace of ``vmap(fn)`` sees it: inside it, an output that depends on a mapped input is one of
+    vmap's batch tracers, with a batch axis; the others are not (jax's private ``BatchTracer``). Without
+    that class (another jax), or with ``one_by_one``, each output is traced alone with
+    ``out_axes=None``, which vmap refuses for a mapped output: the same answer, one trace per leaf (a
+    second or more of a short sweep's start; tests: test_sweep_analysis.py).
+    """
+    batch_tracer = None if one_by_one else _batch_tracer()
+    if batch_tracer is not None:
+        found = []
+
+        def probe(*a):
+            out = fn(*a)
+            batched = [isinstance(o, batch_tracer) and o.batch_dim is not None for o in jax.tree.leaves(out)]
+            found.append([0 if b else None for b in batched])
+            return out
+
+        out = jax.eval_shape(jax.vmap(probe, in_axes=in_axes, axis_size=num), *args)
+        return jax.tree.unflatten(jax.tree.structure(out), found[-1])
     out = jax.eval_shape(jax.vmap(fn, in_axes=in_axes, axis_size=num), *args)
     leaves, treedef = jax.tree.flatten(out)
     axes = []
@@ -389,6 +408,16 @@ def _mapped(fn, in_axes, args, num) -> Any:
         except ValueError:
             axes.append(0)
     return jax.tree.unflatten(treedef, axes)
+
+
+@functools.cache
+def _batch_tracer() -> type | None:
+    """jax's ``BatchTracer`` class if this jax has it where :func:`_mapped` looks, else ``None``."""
+    try:
+        from jax._src.interpreters.batching import BatchTracer
+    except ImportError:  # pragma: no cover - another jax
+        return None
+    return BatchTracer if hasattr(BatchTracer, "batch_dim") else None
 
 
 def _join(a, b):
