@@ -28,6 +28,7 @@ Examples::
     adaptx reddi --steps 1e7 --seeds 256 --force    # the paper's 10M steps, replacing earlier results
     adaptx reddi --setting stochastic --lr 1e-2,1e-3 --b2 0.99,0.999 --schedule inv-sqrt
     adaptx reddi --setting theorem1 --C 3           # Theorem 1: period 3, beta1 = 0, beta2 = 1/(1+C^2)
+    adaptx reddi --schedule inv-sqrt                # the paper's Figure 1: alpha/sqrt(t), alpha = 0.5
 """
 
 from __future__ import annotations
@@ -46,6 +47,10 @@ SETTINGS = ("online", "stochastic", "theorem1")
 
 #: The default output folder of ``adaptx reddi``.
 RESULTS_DIR = "reddi-results"
+
+#: The default α of ``--schedule inv-sqrt`` (α/√t): with it, 10^6 steps give the picture of the paper's
+#: Figure 1 (online: AMSGrad's x_t reaches -1 and R_t/t falls towards 0 while Adam's x_t goes to +1).
+FIGURE1_ALPHA = 0.5
 
 # Bounds on sizes, so that an absurd value is refused at once rather than failing after minutes or
 # allocating tens of GB: seeds per stochastic sweep, settings per optimizer's grid, logged values (runs x
@@ -178,13 +183,16 @@ def _reddi_parser(sub: Any, prog: str) -> argparse.ArgumentParser:
             "are comma-separated; a list of hyperparameters runs their full grid as one program.\n\n"
             f"Results (summary.csv, curves.csv, results.json, reddi.png) go to --out, by default\n"
             f"./{RESULTS_DIR}; a folder holding an earlier run's results is replaced only with --force.\n"
-            "Counts accept 1e6 and 1_000_000. The paper's Figure 1 (AMSGrad's R_t/t going to 0): add\n"
-            "--schedule inv-sqrt (the theory's step size alpha/sqrt(t)); the default constant step size\n"
-            "shows the same ordering with average regrets that level off."
+            "Counts accept 1e6 and 1_000_000.\n\n"
+            "The paper's Figure 1 (AMSGrad's R_t/t going to 0 and x_t to -1, Adam's x_t to +1):\n"
+            f"--schedule inv-sqrt, the theory's step size alpha/sqrt(t) with alpha = {FIGURE1_ALPHA:g}. The\n"
+            "default constant step size 1e-2 shows the same ordering, with average regrets that level\n"
+            "off instead of going to 0."
         ),
         epilog=(
             "examples:\n"
             f"  {prog} reddi --steps 1e5 --seeds 16\n"
+            f"  {prog} reddi --schedule inv-sqrt            # the paper's Figure 1\n"
             f"  {prog} reddi --steps 1e7 --seeds 256 --force\n"
             f"  {prog} reddi --setting stochastic --lr 1e-2,1e-3 --b2 0.99,0.999 --schedule inv-sqrt\n"
             f"  {prog} reddi --setting theorem1 --C 3 --schedule inv-sqrt --lr 0.5\n"
@@ -203,8 +211,9 @@ def _reddi_parser(sub: Any, prog: str) -> argparse.ArgumentParser:
                    help="seeds of the stochastic problem (the online ones are deterministic: one run each)")
     p.add_argument("--seed-start", type=integer(0, 2**64 - 1), default="0", metavar="S",
                    help="first seed; the seeds are S, S+1, ..., each below 2**64")
-    p.add_argument("--lr", type=_floats, default="1e-2", metavar="LIST",
-                   help="step size(s): γ, or α of the inv-sqrt schedule")
+    p.add_argument("--lr", type=_floats, default=None, metavar="LIST",
+                   help="step size(s): γ, or α of the inv-sqrt schedule (default: 1e-2; with --schedule "
+                   f"inv-sqrt: {FIGURE1_ALPHA:g}, the paper's Figure 1)")
     p.add_argument("--schedule", choices=list(SCHEDULES), default="constant",
                    help="constant step size γ, or the theory's α/√t (the paper's Figure 1)")
     p.add_argument("--b1", type=_floats, default=None, metavar="LIST",
@@ -481,6 +490,8 @@ class Progress:
 
 
 def _reddi(args: argparse.Namespace) -> int:
+    if args.lr is None:  # recorded in results.json as used
+        args.lr = [FIGURE1_ALPHA if args.schedule == "inv-sqrt" else 1e-2]
     problems = _problem_runs(args)
     grids = _grids(args)
     chunk, devices_n, seeds = _check_sizes(args, problems, grids)
@@ -523,6 +534,8 @@ def _run_reddi(args, problems, grids, chunk, devices_n, seeds, folder) -> int:
         "stochastic": f"stochastic: 1010 w.p. {args.p:g}, else -10",
         "theorem1": f"Theorem 1: {args.C:g} if t mod 3 = 1, else -1",
     }
+    if not args.no_plot:
+        report.preload_plotting()
     progress = Progress(args.quiet, len(grids))
     results = []
     for setting, name, lists, x0 in grids:

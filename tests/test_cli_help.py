@@ -48,7 +48,7 @@ def test_every_option_is_explained_and_its_default_shown_once(argv, capsys):
         assert text.count("default") <= 1, (option, text)
         assert "[" not in text.split("default", 1)[-1], (option, text)  # no Python list
     if argv == ["reddi"]:
-        assert helps["--lr"].endswith("(default: 1e-2)")
+        assert "(default: 1e-2; with --schedule inv-sqrt: 0.5" in helps["--lr"]
         assert helps["--setting"].endswith("(default: online,stochastic)")
         assert helps["--devices"].count("(default") == 1
         for option in ("--steps", "--seeds", "--out", "--force", "--no-compile-cache"):

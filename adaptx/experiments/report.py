@@ -31,11 +31,14 @@ PLOT_INSTALL_HINT = (
 _FLOAT_KEYS = ("learning_rate", "b1", "b2")
 
 
+_SHORT = {"learning_rate": "lr", "b1": "β1", "b2": "β2"}
+
+
 def _setting_label(result: Result, i: int) -> str:
-    if result.num_settings == 1:
-        return result.label
-    parts = [f"{k}={v:g}" for k, v in result.setting(i).items()]
-    return f"{result.label} ({', '.join(parts)})"
+    """The legend entry of setting ``i``: the optimizer, and the hyperparameters that vary in its grid."""
+    varying = [k for k, v in result.grid.items() if np.unique(v).size > 1]
+    parts = [f"{_SHORT.get(k, k)}={result.grid[k][i]:g}" for k in varying]
+    return " ".join([result.label, *parts])
 
 
 def summary_rows(results: Sequence[tuple[str, Result]]) -> list[dict[str, Any]]:
@@ -293,6 +296,20 @@ def write_results(
         return files.commit()
 
 
+def preload_plotting() -> threading.Thread:
+    """Import matplotlib in a background thread, so that :func:`plot` at the end of a run does not wait
+    for it (about a second; the sweeps meanwhile spend most of their time compiling and running outside
+    Python). A missing matplotlib is reported by :func:`plot`, not here."""
+
+    def load() -> None:
+        with contextlib.suppress(ImportError):
+            _pyplot()
+
+    thread = threading.Thread(target=load, name="adaptx-import-matplotlib", daemon=True)
+    thread.start()
+    return thread
+
+
 def _pyplot():
     """matplotlib's pyplot on the Agg backend; ``ImportError`` with an install hint without it."""
     try:
@@ -314,8 +331,17 @@ def plot(
 ) -> str:
     """A figure in the style of the paper's Figure 1: for each setting (a column), :math:`R_t/t` (top)
     and :math:`x_t` (bottom) against t, one line per optimizer (the mean over seeds) with a band of
-    ± one standard deviation over seeds. Raises ``ImportError`` with an install hint without
-    matplotlib. The file is written whole or not at all."""
+    ± one standard deviation over seeds around :math:`x_t` and of ± one standard error of the mean
+    around :math:`R_t/t` (single runs' average regrets spread over far more than the means differ).
+    Raises ``ImportError`` with an install hint without matplotlib. The file is written whole or not at
+    all.
+
+    Readable whatever the run: the :math:`R_t/t` axis is scaled to the mean curves over the last 90% of
+    the steps (their first steps, where one big gradient makes :math:`R_t/t` jump by up to
+    1010 x 2 / t, and bands wider than the curves run off the axis rather than squeeze them) and always
+    shows 0, where the paper's AMSGrad is headed; the legend sits under the panels, out of the data, in
+    as many rows as it needs; titles wrap to their column.
+    """
     folder = os.path.dirname(os.path.abspath(path))
     os.makedirs(folder, exist_ok=True)
     with StagedFiles(folder) as files:
@@ -324,42 +350,86 @@ def plot(
     return path
 
 
+def regret_limits(results: Sequence[Result], late: float = 0.1) -> tuple[float, float]:
+    """The :math:`R_t/t` axis of :func:`plot`: the range of the mean curves (over seeds) at the logged
+    steps ``t >= late * steps``, widened to include 0 and padded by 8% on each side."""
+    values = [np.zeros(1)]
+    for res in results:
+        keep = res.t >= late * res.steps
+        for i in range(res.num_settings):
+            mean = res.avg_regret[i].mean(0)[keep]
+            values.append(mean[np.isfinite(mean)])
+    allv = np.concatenate(values)
+    lo, hi = float(allv.min()), float(allv.max())
+    pad = 0.08 * (hi - lo) or 0.05 * max(abs(hi), 1e-3)
+    return lo - pad, hi + pad
+
+
 def _plot(
     results: Sequence[tuple[str, Result]], path: str, *, log_t: bool, titles: dict[str, str] | None
 ) -> None:
     plt = _pyplot()
+    fig = figure(results, log_t=log_t, titles=titles)
+    try:
+        fig.savefig(path, dpi=110)
+    finally:
+        plt.close(fig)
+
+
+def figure(
+    results: Sequence[tuple[str, Result]], *, log_t: bool = True, titles: dict[str, str] | None = None
+) -> Any:
+    """The matplotlib figure that :func:`plot` saves (the caller closes it)."""
+    import textwrap
+
+    plt = _pyplot()
 
     settings = list(dict.fromkeys(s for s, _ in results))
-    fig, axes = plt.subplots(
-        2, len(settings), figsize=(5.2 * len(settings), 6.4), squeeze=False, sharex="col"
-    )
-    colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
     labels = list(dict.fromkeys(_setting_label(r, i) for _, r in results for i in range(r.num_settings)))
+    colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+    if len(labels) > len(colors):  # distinct colors for up to 20 lines, then a continuous map
+        n = len(labels)
+        colors = [plt.get_cmap("tab20")(j) for j in range(n)] if n <= 20 else [
+            plt.get_cmap("viridis")(j / (n - 1)) for j in range(n)
+        ]
     color_of = {lab: colors[j % len(colors)] for j, lab in enumerate(labels)}
+
+    width = max(6.4, 4.6 * len(settings))
+    entry = 0.45 + 0.065 * max(len(lab) for lab in labels)  # inches: the line, then ~0.065 per character
+    ncol = max(1, min(len(labels), int((width - 0.4) // entry)))
+    legend_rows = -(-len(labels) // ncol)
+    legend_height = 0.25 * legend_rows + 0.2
+    height = 6.2 + legend_height
+    fig, axes = plt.subplots(2, len(settings), figsize=(width, height), squeeze=False, sharex="col")
+    chars = int(4.6 * 13)  # title characters that fit a column at fontsize 10
+    title_lines = 1
+    handles = {}
     for col, setting in enumerate(settings):
         top, bottom = axes[0, col], axes[1, col]
-        seen = []  # R_t/t values in the last 90% of the run scale the axis (early values are huge)
-        for s, res in results:
-            if s != setting:
-                continue
+        mine = [res for s, res in results if s == setting]
+        for res in mine:
             for i in range(res.num_settings):
                 lab = _setting_label(res, i)
                 cur = _curves(res, i)
                 c = color_of[lab]
                 for ax, key in ((top, "regret"), (bottom, "x")):
                     mean, std = cur[f"{key}_mean"], cur[f"{key}_std"]
-                    ax.plot(res.t, mean, color=c, lw=1.6, label=lab)
+                    (line,) = ax.plot(res.t, mean, color=c, lw=1.5, label=lab)
+                    handles.setdefault(lab, line)
                     if res.seeds.size > 1 and np.any(std > 0):
-                        lo, hi = mean - std, mean + std
+                        # x_t: where the runs are (±1 std); R_t/t: how sure the mean is (±1 standard
+                        # error), since single runs' R_t/t spread over far more than the means differ
+                        half = std if key == "x" else std / np.sqrt(res.seeds.size)
+                        lo, hi = mean - half, mean + half
                         if key == "x":
                             lo, hi = np.maximum(lo, -1), np.minimum(hi, 1)
-                        ax.fill_between(res.t, lo, hi, color=c, alpha=0.2, lw=0)
-                    if key == "regret":
-                        late = res.t >= res.steps / 10
-                        seen += [(mean - std)[late].min(), (mean + std)[late].max()]
-        title = (titles or {}).get(setting, setting)
-        top.set_title(title, fontsize=10)
+                        ax.fill_between(res.t, lo, hi, color=c, alpha=0.18, lw=0)
+        title = textwrap.wrap((titles or {}).get(setting, setting), chars)
+        title_lines = max(title_lines, len(title))
+        top.set_title("\n".join(title), fontsize=10)
         top.set_ylabel(r"average regret $R_t/t$")
+        top.set_ylim(*regret_limits(mine))
+        top.axhline(0, color="0.5", lw=0.8, ls=":")
         bottom.set_ylabel(r"iterate $x_t$")
         bottom.set_xlabel("iteration t")
         bottom.set_ylim(-1.08, 1.08)
@@ -368,17 +438,25 @@ def _plot(
             if log_t:
                 ax.set_xscale("log")
             ax.grid(alpha=0.3)
-        if seen:
-            lo, hi = min(seen), max(seen)
-            pad = 0.1 * (hi - lo) + 1e-3
-            top.set_ylim(lo - pad, hi + pad)
-        top.legend(fontsize=8, loc="lower left")
-    fig.suptitle(
-        "Reddi et al. (2018) synthetic problems: optimum x* = -1 (dotted); band = ±1 std over seeds",
-        fontsize=10,
+    suptitle = (
+        "Reddi et al. (2018), synthetic problems: the optimum is x* = -1 (dotted); lines: mean over "
+        "seeds; bands: ±1 std of $x_t$, ±1 standard error of the mean $R_t/t$"
     )
-    fig.tight_layout()
-    try:
-        fig.savefig(path, dpi=110)
-    finally:
-        plt.close(fig)
+    suptitle_lines = textwrap.wrap(suptitle, int(width * 14))
+    fig.suptitle("\n".join(suptitle_lines), fontsize=10, y=1 - 0.1 / height)
+    fig.legend(
+        list(handles.values()), list(handles), loc="lower center", ncol=ncol, fontsize=8, frameon=False,
+        bbox_to_anchor=(0.5, 0.02),
+    )
+    # Margins in inches, from the texts placed around the panels (matplotlib's tight_layout measures
+    # them by drawing the figure: 1.5 s of a short run's start): the y labels and ticks on the left and
+    # between columns, the titles on top, the x label, ticks and the legend at the bottom.
+    top_in = 0.15 + 0.19 * len(suptitle_lines) + 0.18 * title_lines + 0.1
+    bottom_in = legend_height + 0.55
+    left_in, right_in, between_in = 0.8, 0.2, 0.85
+    panel = (width - left_in - right_in - between_in * (len(settings) - 1)) / len(settings)
+    fig.subplots_adjust(
+        left=left_in / width, right=1 - right_in / width, top=1 - top_in / height, bottom=bottom_in / height,
+        wspace=between_in / panel, hspace=0.1,
+    )
+    return fig
