@@ -139,3 +139,45 @@ def test_user_problem_with_its_own_domain():
         np.testing.assert_allclose(res.avg_regret[0, j], rs[res.t - 1] / res.t, rtol=1e-5, atol=1e-6)
     with pytest.raises(ValueError, match="x0 must lie in"):
         reference_sweep(optax.sgd(lr), prob, steps=10, x0=-0.5)
+
+
+# ------------------------------------------------------------------------- sweep's choice of runner
+
+
+def test_sweep_runs_the_reference_when_asked():
+    grid = {"learning_rate": [1e-2, 1e-3], "b1": [0.9, 0.9], "b2": [0.99, 0.99]}
+    kw = dict(steps=600, seeds=[3, 4], grid=grid, log_points=6)
+    make = optimizers.factory("amsgrad")
+    via_sweep = sweep(make, Stochastic(), runner="reference", **kw)
+    direct = reference_sweep(make, Stochastic(), **kw)
+    np.testing.assert_array_equal(via_sweep.x, direct.x)
+    np.testing.assert_array_equal(via_sweep.avg_regret, direct.avg_regret)
+    with pytest.raises(ValueError, match="runner must be"):
+        sweep(make, Stochastic(), runner="staged", **kw)
+    with pytest.raises(ValueError, match="only the fast runner"):
+        sweep(make, Stochastic(), runner="reference", devices=1, **kw)
+
+
+@pytest.mark.parametrize(
+    ("backend", "expected"), [("cpu", "fast"), ("gpu", "reference"), ("tpu", "reference")]
+)
+def test_sweep_chooses_the_runner_by_platform(monkeypatch, backend, expected):
+    import jax
+
+    from adaptx.experiments import reference
+
+    called = []
+    monkeypatch.setattr(jax, "default_backend", lambda: backend)
+    monkeypatch.setattr(reference, "reference_sweep", lambda *a, **k: called.append(1) or "reference")
+    out = sweep(optax.sgd(0.1), Online(), steps=10, log_points=2)
+    assert ("reference" if called else "fast") == expected
+    assert (out == "reference") == (expected == "reference")
+
+
+def test_fast_path_honours_the_problem_domain():
+    prob, kw = ShiftedOnline(), dict(steps=700, seeds=1, x0=1.5, log_points=10)
+    fast = sweep(optax.sgd(0.05), prob, runner="fast", **kw)
+    ref = reference_sweep(optax.sgd(0.05), prob, **kw)
+    np.testing.assert_allclose(fast.x, ref.x, rtol=0, atol=1e-6)
+    np.testing.assert_allclose(fast.avg_regret, ref.avg_regret, rtol=1e-5, atol=1e-7)
+    assert fast.x.max() > 1.0  # outside [-1, 1]: the old fixed projection would have cut it

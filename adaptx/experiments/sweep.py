@@ -13,8 +13,15 @@ Each step t (1-based) of a run does
     c_t = \text{gradient of } f_t, \quad R_t = R_{t-1} + c_t (x_t - x^*), \quad
     x_{t+1} = \Pi_{[-1,1]}\bigl(x_t + \text{update}(c_t)\bigr),
 
-with :math:`x_1 = x_0` (default 0) and :math:`x^* = -1`. A log entry at step T holds :math:`R_T / T` and
+with :math:`x_1 = x_0` (default 0) and :math:`x^* = -1` (the problem's ``x_star``; :math:`[-1, 1]` is its
+``domain``). A log entry at step T holds :math:`R_T / T` and
 the iterate after T updates, :math:`x_{T+1}` (written :math:`x_T` in plots, as in the paper).
+
+Runners. Everything below is the *fast path*, tuned for XLA:CPU, and :func:`sweep` runs it on a CPU.
+On every other backend (or with ``runner="reference"``) it runs
+:func:`adaptx.experiments.reference.reference_sweep` instead: the same algorithm written plainly, the
+specification this module is tested against (tests/test_reference_runner.py). Both read the
+problem's ``x_star`` and ``domain`` (:class:`adaptx.experiments.problems.Problem`).
 
 Memory and chunks. The steps run inside ``jit`` as loops over one *piece* of at most ``chunk`` steps
 at a time; the host calls the compiled piece for consecutive pieces, cut at the logged steps and at
@@ -70,7 +77,6 @@ import optax
 
 from adaptx.core import hyperparams
 from adaptx.experiments import sampling, staging
-from adaptx.experiments.problems import X_STAR
 
 Array = jax.Array
 OptimizerFactory = Callable[..., optax.GradientTransformation]
@@ -299,6 +305,9 @@ def _constant_factory(transformation: optax.GradientTransformation) -> Optimizer
     return lambda: transformation
 
 
+#: :func:`sweep`'s runners: the staged CPU program and the plain reference.
+RUNNERS = ("fast", "reference")
+
 _LANES = 64  # the batch axis is padded to a multiple of this (see `sweep`)
 _DEFAULT_CHUNK = 8192  # `sweep`'s default chunk, and the least it lowers a chunk to
 
@@ -370,7 +379,8 @@ def _take_step(problem, opt, t, big, dtype, x, opt_state):
     g = jnp.reshape(problem.gradient(t, big, dtype), (-1,))  # [seeds] or [1]
     g = jnp.reshape(g, ()) if x.ndim == 0 else jnp.broadcast_to(g, x.shape)
     updates, opt_state = opt.update(g, opt_state, x)
-    return jnp.clip(x + updates, -1.0, 1.0), opt_state, g * (x - X_STAR)
+    low, high = problem.domain
+    return jnp.clip(x + updates, low, high), opt_state, g * (x - problem.x_star)
 
 
 def _mapped(fn, in_axes, args, num, one_by_one: bool = False) -> Any:
@@ -796,6 +806,7 @@ def sweep(
     dtype: Any = jnp.float32,
     devices: Sequence[Any] | int | None = None,
     fast_compile: bool | None = None,
+    runner: str | None = None,
 ) -> Result:
     r"""Run ``make_optimizer(**setting)`` on ``problem`` for every hyperparameter setting and seed.
 
@@ -835,6 +846,12 @@ def sweep(
       fast_compile: on a CPU, compile for a fast start rather than a fast loop (see
         ``_FAST_COMPILE_OPTIONS``: a few times faster to compile, a few times slower per step; the same
         bits in every case measured). ``None``: when steps x runs is at most :data:`FAST_COMPILE_WORK`.
+      runner: ``"fast"``, this module's staged program, tuned for XLA:CPU; ``"reference"``,
+        :func:`adaptx.experiments.reference.reference_sweep`, the plain specification (no ``devices``,
+        ``fast_compile`` unused), which the fast path is tested to match. ``None``: ``"fast"`` on a CPU
+        (``jax.default_backend() == "cpu"``) or when ``devices`` is given (only the fast path splits
+        runs over devices), ``"reference"`` on every other backend (the fast path's tuning assumes
+        XLA:CPU).
 
     Returns:
       a :class:`Result`.
@@ -847,6 +864,21 @@ def sweep(
       >>> [round(float(x), 1) for x in res.final_x()[:, 0]]  # heading for the worst point, +1
       [1.0, 0.4]
     """
+    if runner is None:
+        runner = "fast" if devices is not None or jax.default_backend() == "cpu" else "reference"
+    if runner not in RUNNERS:
+        raise ValueError(f"runner must be one of {', '.join(RUNNERS)} or None, got {runner!r}")
+    if runner == "reference":
+        if devices is not None:
+            raise ValueError("devices: only the fast runner splits runs over devices")
+        from adaptx.experiments.reference import reference_sweep  # noqa: PLC0415
+
+        if not isinstance(chunk, (int, np.integer)) or isinstance(chunk, bool) or chunk < 1:
+            raise ValueError(f"chunk must be a positive int, got {chunk!r}")
+        return reference_sweep(
+            make_optimizer, problem, steps=steps, seeds=seeds, grid=grid, x0=x0, log_points=log_points,
+            spacing=spacing, chunk=int(chunk), label=label, progress=progress, dtype=dtype,
+        )
     start = time.perf_counter()
     grid_np, num_settings = _as_grid(grid)
     if isinstance(make_optimizer, optax.GradientTransformation):
@@ -863,8 +895,9 @@ def sweep(
         seeds_np = sampling.seed_array(seeds)
         if seeds_np.size < 1:
             raise ValueError(f"seeds must be a positive int or a 1-D sequence of ints, got {seeds!r}")
-    if not -1.0 <= float(x0) <= 1.0:
-        raise ValueError(f"x0 must lie in [-1, 1], got {x0!r}")
+    low, high = problem.domain
+    if not low <= float(x0) <= high:
+        raise ValueError(f"x0 must lie in [{low:g}, {high:g}], got {x0!r}")
     if not isinstance(chunk, (int, np.integer)) or isinstance(chunk, bool) or chunk < 1:
         raise ValueError(f"chunk must be a positive int, got {chunk!r}")
     ts = log_times(steps, log_points, spacing)
