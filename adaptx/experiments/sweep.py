@@ -278,7 +278,7 @@ def check_grid(make_optimizer: OptimizerFactory, grid: Mapping[str, Sequence[flo
       ...            {"learning_rate": [1e-2], "b2": [1.5]})
       Traceback (most recent call last):
       ...
-      ValueError: b2 must lie in [0.0, 1.0), got 1.5 (grid setting learning_rate=0.01, b2=1.5)
+      adaptx.experiments.sweep.GridError: b2 must lie in [0.0, 1.0), got 1.5 (grid setting ...)
     """
     grid_np, num = _as_grid(grid)
     for name, values in grid_np.items():
