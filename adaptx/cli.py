@@ -435,6 +435,16 @@ def use_compile_cache(enabled: bool = True) -> str | None:
 # ----------------------------------------------------------------------------------- reddi: progress
 
 
+def bar_width(stream: Any) -> dict[str, Any]:
+    """tqdm's size options for ``stream``: follow the terminal's size, or take 80 x 24 when the terminal
+    reports none (a pseudo-terminal of size 0 x 0, where tqdm would hide its bar: empty lines)."""
+    try:
+        size = os.get_terminal_size(stream.fileno())
+    except (AttributeError, OSError, ValueError):
+        size = os.terminal_size((0, 0))
+    return {"dynamic_ncols": True} if size.columns > 0 and size.lines > 0 else {"ncols": 80, "nrows": 24}
+
+
 class Progress:
     """Progress of the sweeps on stderr.
 
@@ -466,7 +476,7 @@ class Progress:
                     from tqdm.auto import tqdm
 
                     state["bar"] = tqdm(total=steps, desc=f"{label}: compiling", unit="step", unit_scale=True,
-                                        file=self.stream, dynamic_ncols=True, leave=True)
+                                        file=self.stream, leave=True, **bar_width(self.stream))
                 return
             if state["compiled"] is None:
                 state["compiled"] = now - state["start"]

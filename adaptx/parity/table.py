@@ -195,8 +195,10 @@ class _RowProgress:
         if not quiet and isatty and isatty():
             from tqdm.auto import tqdm
 
-            self.bar = tqdm(total=total, unit="row", file=self.stream, dynamic_ncols=True, leave=False,
-                            mininterval=0)  # rows take seconds: show every change
+            from adaptx.cli import bar_width
+
+            self.bar = tqdm(total=total, unit="row", file=self.stream, leave=False, mininterval=0,
+                            **bar_width(self.stream))  # rows take seconds: show every change
         self.start = time.perf_counter()
 
     def __call__(self, name: str, phase: str) -> None:
