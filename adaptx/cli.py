@@ -43,7 +43,7 @@ from collections.abc import Callable, Sequence
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
-SETTINGS = ("online", "stochastic", "theorem1")
+SETTINGS = ("online", "stochastic", "theorem1", "theorem3")
 
 #: The default output folder of ``adaptx reddi``.
 RESULTS_DIR = "reddi-results"
@@ -179,8 +179,9 @@ def _reddi_parser(sub: Any, prog: str) -> argparse.ArgumentParser:
         description=(
             "Reproduce Reddi, Kale & Kumar (ICLR 2018), Section 3: linear losses on [-1, 1] where Adam\n"
             "converges to the worst point +1. Settings: online (gradient 1010 every 101st step, else -10),\n"
-            "stochastic (1010 with probability p, else -10), theorem1 (C every 3rd step, else -1). Lists\n"
-            "are comma-separated; a list of hyperparameters runs their full grid as one program.\n\n"
+            "stochastic (1010 with probability p, else -10), theorem1 (C every 3rd step, else -1),\n"
+            "theorem3 (C with probability (1 + delta)/(C + 1), else -1). Lists are comma-separated; a\n"
+            "list of hyperparameters runs their full grid as one program.\n\n"
             f"Results (summary.csv, curves.csv, results.json, reddi.png) go to --out, by default\n"
             f"./{RESULTS_DIR}; a folder holding an earlier run's results is replaced only with --force.\n"
             "Counts accept 1e6 and 1_000_000.\n\n"
@@ -217,14 +218,18 @@ def _reddi_parser(sub: Any, prog: str) -> argparse.ArgumentParser:
     p.add_argument("--schedule", choices=list(SCHEDULES), default="constant",
                    help="constant step size γ, or the theory's α/√t (the paper's Figure 1)")
     p.add_argument("--b1", type=_floats, default=None, metavar="LIST",
-                   help="β1 (default: 0.9; for theorem1: 0)")
+                   help="β1 (default: 0.9; for theorem1 and theorem3: 0)")
     p.add_argument("--b2", type=_floats, default=None, metavar="LIST",
-                   help="β2 of Adam and AMSGrad (default: 0.99; for theorem1: 1/(1+C²))")
+                   help="β2 of Adam and AMSGrad (default: 0.99; for theorem1 and theorem3: 1/(1+C²))")
     p.add_argument("--adax-b2", type=_floats, default="1e-4", metavar="LIST",
                    help="AdaX's β2, its growth rate (its authors' value)")
     p.add_argument("--p", type=_finite, default="0.01", help="stochastic: probability of the big gradient")
-    p.add_argument("--C", type=_finite, default="3", help="theorem1: the constant C > 2")
-    p.add_argument("--x0", type=_finite, default=None, help="starting point (default: 0; for theorem1: 1)")
+    p.add_argument("--C", type=_finite, default="3",
+                   help="theorem1: the constant C > 2; theorem3: the constant C > 1")
+    p.add_argument("--delta", type=_finite, default="0.1",
+                   help="theorem3: the expected gradient δ in (0, C - 1)")
+    p.add_argument("--x0", type=_finite, default=None,
+                   help="starting point (default: 0; for theorem1 and theorem3: 1)")
     p.add_argument("--log-points", type=integer(1, MAX_LOG_POINTS), default="200", metavar="N",
                    help="logged steps per run (at most the number of steps)")
     p.add_argument("--spacing", choices=["log", "linear"], default="log", help="spacing of the logged steps")
@@ -267,13 +272,14 @@ def build_parser(prog: str = "adaptx") -> argparse.ArgumentParser:
 
 
 def _problem_runs(args: argparse.Namespace) -> dict[str, Any]:
-    """The problems of the chosen settings (their constructors check --p and --C)."""
-    from adaptx.experiments import Online, Stochastic, theorem1
+    """The problems of the chosen settings (their constructors check --p, --C and --delta)."""
+    from adaptx.experiments import Online, Stochastic, StochasticTheorem, theorem1
 
     make = {
         "online": Online,
         "stochastic": lambda: Stochastic(p=args.p),
         "theorem1": lambda: theorem1(args.C),
+        "theorem3": lambda: StochasticTheorem(C=args.C, delta=args.delta),
     }
     return {setting: make[setting]() for setting in args.setting}
 
@@ -283,7 +289,7 @@ def _defaults(setting: str, name: str, args: argparse.Namespace) -> tuple[float,
     from adaptx.experiments import theorem1_betas
     from adaptx.experiments.optimizers import DEFAULT_B2
 
-    if setting == "theorem1":
+    if setting in ("theorem1", "theorem3"):
         b1, b2 = theorem1_betas(args.C)
         return b1, (DEFAULT_B2[name] if name in ("adax", "sgd") else b2), 1.0
     return 0.9, DEFAULT_B2[name], 0.0
@@ -301,16 +307,18 @@ def _grids(args: argparse.Namespace) -> list[tuple[str, str, dict[str, list[floa
     return out
 
 
-def _check_hyperparameters(args: argparse.Namespace, grids: list) -> None:
+def _check_hyperparameters(args: argparse.Namespace, grids: list, problems: dict[str, Any]) -> None:
     """Every value of --lr, --b1, --b2 and --adax-b2, with the checks of the optimizers' constructors
-    (:func:`adaptx.experiments.check_grid`), one flag at a time so that the error names the flag."""
+    (:func:`adaptx.experiments.check_grid`), one flag at a time so that the error names the flag; and
+    --x0 against each problem's ``domain``."""
     from adaptx.experiments import check_grid
     from adaptx.experiments.optimizers import factory
 
     flags = {"learning_rate": "--lr", "b1": "--b1"}
     for setting, name, lists, x0 in grids:
-        if not -1.0 <= x0 <= 1.0:
-            raise UsageError(f"--x0 {x0:g}: x0 must lie in [-1, 1]")
+        low, high = problems[setting].domain
+        if not low <= x0 <= high:
+            raise UsageError(f"--x0 {x0:g}: x0 must lie in [{low:g}, {high:g}]")
         make = factory(name, args.schedule)
         b1_default, b2_default, _ = _defaults(setting, name, args)
         base = {"learning_rate": 1e-2, "b1": b1_default, "b2": b2_default}
@@ -505,7 +513,7 @@ def _reddi(args: argparse.Namespace) -> int:
     problems = _problem_runs(args)
     grids = _grids(args)
     chunk, devices_n, seeds = _check_sizes(args, problems, grids)
-    _check_hyperparameters(args, grids)
+    _check_hyperparameters(args, grids, problems)
     folder, created = _prepare_out(args.out, args.force)
     try:
         return _run_reddi(args, problems, grids, chunk, devices_n, seeds, folder)
@@ -543,6 +551,7 @@ def _run_reddi(args, problems, grids, chunk, devices_n, seeds, folder) -> int:
         "online": "online: 1010 if t mod 101 = 1, else -10",
         "stochastic": f"stochastic: 1010 w.p. {args.p:g}, else -10",
         "theorem1": f"Theorem 1: {args.C:g} if t mod 3 = 1, else -1",
+        "theorem3": f"Theorem 3: {args.C:g} w.p. {(1 + args.delta) / (args.C + 1):.3g}, else -1",
     }
     if not args.no_plot:
         report.preload_plotting()
