@@ -258,13 +258,16 @@ def build_parser(prog: str = "adaptx") -> argparse.ArgumentParser:
     parser = Parser(
         prog=prog,
         description="adaptx: composable Adam-family gradient transformations for JAX.",
-        epilog=f"see '{prog} reddi --help' and '{prog} parity --help'",
+        epilog=f"see '{prog} reddi --help', '{prog} parity --help' and '{prog} parity-run --help'",
         formatter_class=HelpFormatter,
     )
     parser.add_argument("--version", action="version", version=f"adaptx {__version__}")
-    sub = parser.add_subparsers(dest="command", metavar="{reddi,parity}")
+    sub = parser.add_subparsers(dest="command", metavar="{reddi,parity,parity-run}")
     _reddi_parser(sub, prog)
     sub.add_parser("parity", help="the PyTorch parity table (as python -m adaptx.parity)", add_help=False)
+    from adaptx.parity import training_cli  # imports torch only when run
+
+    training_cli.register(sub)
     return parser
 
 
