@@ -141,6 +141,15 @@ def test_user_problem_with_its_own_domain():
         reference_sweep(optax.sgd(lr), prob, steps=10, x0=-0.5)
 
 
+@pytest.mark.parametrize(
+    ("kw", "match"),
+    [({"seeds": []}, "seeds must be"), ({"chunk": 0}, "chunk must be"), ({"x0": 1.5}, r"x0 must lie in")],
+)
+def test_reference_refuses_bad_arguments(kw, match):
+    with pytest.raises(ValueError, match=match):
+        reference_sweep(optax.sgd(0.1), Stochastic(), steps=10, **kw)
+
+
 # ------------------------------------------------------------------------- sweep's choice of runner
 
 

@@ -151,6 +151,10 @@ def reference_sweep(
         seeds_np = np.arange(seeds)
     else:
         seeds_np = sampling.seed_array(seeds)
+        if seeds_np.size < 1:
+            raise ValueError(f"seeds must be a positive int or a 1-D sequence of ints, got {seeds!r}")
+    if not isinstance(chunk, (int, np.integer)) or isinstance(chunk, bool) or chunk < 1:
+        raise ValueError(f"chunk must be a positive int, got {chunk!r}")
     low, high = problem.domain
     if not low <= float(x0) <= high:
         raise ValueError(f"x0 must lie in [{low}, {high}], got {x0!r}")

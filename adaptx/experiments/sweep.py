@@ -873,11 +873,9 @@ def sweep(
             raise ValueError("devices: only the fast runner splits runs over devices")
         from adaptx.experiments.reference import reference_sweep  # noqa: PLC0415
 
-        if not isinstance(chunk, (int, np.integer)) or isinstance(chunk, bool) or chunk < 1:
-            raise ValueError(f"chunk must be a positive int, got {chunk!r}")
         return reference_sweep(
             make_optimizer, problem, steps=steps, seeds=seeds, grid=grid, x0=x0, log_points=log_points,
-            spacing=spacing, chunk=int(chunk), label=label, progress=progress, dtype=dtype,
+            spacing=spacing, chunk=chunk, label=label, progress=progress, dtype=dtype,
         )
     start = time.perf_counter()
     grid_np, num_settings = _as_grid(grid)
@@ -1009,7 +1007,9 @@ def run_devices(n: int) -> list:
     in ``XLA_FLAGS``), but reads the flag only when jax starts its backends, at the first computation.
     So if jax has not started yet and ``XLA_FLAGS`` does not set that flag, this adds it with ``n``; an
     accelerator's devices are not affected (on a machine with GPUs, ``jax.devices()`` lists the GPUs).
-    Then it returns the first ``n`` of ``jax.devices()``.
+    Then it returns the first ``n`` of ``jax.devices()``. This is the only place adaptx changes
+    ``XLA_FLAGS``, and only when called with ``n > 1`` (``adaptx reddi --devices N``); :func:`sweep` and
+    the reference runner set no XLA flag or compiler option of their own choosing on a non-CPU backend.
 
     Raises:
       ValueError: if ``n`` is not a positive int, or fewer than ``n`` devices are available (for a CPU,
