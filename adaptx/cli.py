@@ -446,6 +446,16 @@ def use_compile_cache(enabled: bool = True) -> str | None:
 # ----------------------------------------------------------------------------------- reddi: progress
 
 
+def tqdm_class() -> Any:
+    """tqdm's progress bar class, or ``None`` without tqdm (progress then comes as one line per finished
+    sweep or row, as on a log file)."""
+    try:
+        from tqdm.auto import tqdm
+    except ImportError:
+        return None
+    return tqdm
+
+
 def bar_width(stream: Any) -> dict[str, Any]:
     """tqdm's size options for ``stream``: follow the terminal's size, or take 80 x 24 when the terminal
     reports none (a pseudo-terminal of size 0 x 0, where tqdm would hide its bar: empty lines)."""
@@ -468,7 +478,7 @@ class Progress:
         self.stream = sys.stderr if stream is None else stream
         self.quiet, self.total, self.count = quiet, total, 0
         isatty = getattr(self.stream, "isatty", None)
-        self.tty = bool(isatty and isatty())
+        self.tty = bool(isatty and isatty()) and tqdm_class() is not None
 
     def sweep(self, name: str, runs: str) -> Callable[[int, int], None]:
         """The ``progress`` callback of one sweep (:func:`adaptx.experiments.sweep`)."""
@@ -484,8 +494,7 @@ class Progress:
             if state["start"] is None:
                 state["start"] = now
                 if self.tty:
-                    from tqdm.auto import tqdm
-
+                    tqdm = tqdm_class()
                     state["bar"] = tqdm(total=steps, desc=f"{label}: compiling", unit="step", unit_scale=True,
                                         file=self.stream, leave=True, **bar_width(self.stream))
                 return

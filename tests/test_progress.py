@@ -74,6 +74,16 @@ def test_a_terminal_of_unknown_size_still_gets_a_bar():
     assert "[1/1] online Adam: 100%" in shown
 
 
+def test_without_tqdm_a_terminal_gets_lines(monkeypatch):
+    monkeypatch.setitem(sys.modules, "tqdm.auto", None)  # makes `from tqdm.auto import tqdm` fail
+    stream = Terminal()
+    drive(Progress(False, 1, stream), "online Adam")
+    assert stream.getvalue().startswith("[1/1] online Adam: 1,000 steps x 4 seeds in ")
+    rows = _RowProgress(1, False, stream)
+    rows("adam", "done")
+    assert stream.getvalue().splitlines()[-1].startswith("[1/1] adam (")
+
+
 def test_quiet_is_quiet():
     for stream in (io.StringIO(), Terminal()):
         drive(Progress(True, 1, stream), "online Adam")

@@ -192,11 +192,10 @@ class _RowProgress:
         self.total, self.quiet, self.done = total, quiet, 0
         isatty = getattr(self.stream, "isatty", None)
         self.bar = None
-        if not quiet and isatty and isatty():
-            from tqdm.auto import tqdm
+        from adaptx.cli import bar_width, tqdm_class
 
-            from adaptx.cli import bar_width
-
+        tqdm = tqdm_class()
+        if not quiet and isatty and isatty() and tqdm is not None:
             self.bar = tqdm(total=total, unit="row", file=self.stream, leave=False, mininterval=0,
                             **bar_width(self.stream))  # rows take seconds: show every change
         self.start = time.perf_counter()
