@@ -616,6 +616,13 @@ def _run_reddi(args, problems, grids, chunk, devices_n, seeds, folder) -> int:
 
 def _parity(rest: list[str], prog: str) -> int:
     """``adaptx parity ...``: :func:`adaptx.parity.table.main` with the remaining arguments."""
+    if not any(a in ("-h", "--help") for a in rest):
+        try:
+            import torch  # noqa: F401  (the table runs PyTorch beside adaptx)
+        except ImportError:
+            print(f"{prog} parity: error: PyTorch is not installed; the parity table needs it: "
+                  "pip install 'adaptx[parity]'", file=sys.stderr)
+            return 2
     try:
         from adaptx.parity.table import main as parity_main
     except ImportError as err:

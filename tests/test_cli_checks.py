@@ -201,3 +201,11 @@ def test_parity_checks_its_json_path_before_running(tmp_path, capsys, monkeypatc
     assert "is a folder" in refused(["parity", "--json", str(tmp_path)], capsys)
     missing = tmp_path / "no" / "x.json"
     assert "does not exist" in refused(["parity", "--json", str(missing)], capsys)
+
+
+def test_parity_without_torch_names_the_extra(capsys, monkeypatch):
+    """Without PyTorch the parity table stops at once with one line naming the extra to install."""
+    monkeypatch.setitem(sys.modules, "torch", None)  # makes `import torch` fail
+    assert main(["parity", "--steps", "10"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "pip install 'adaptx[parity]'" in err[0]
