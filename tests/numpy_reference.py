@@ -1,9 +1,9 @@
 r"""Independent float64 NumPy references: the specification adaptx is tested against.
 
-Written from ``/work/shared/REFERENCE.md`` (PyTorch, the AdaX paper and the authors' code, HuggingFace,
-labml) and from the math in adaptx's docstrings, in the most literal form we could: one parameter at a
-time, the textbook recurrences, no storage tricks, no log-space rewrites. Nothing here imports adaptx,
-optax or jax.
+Written from the rules in ``docs/references.md`` (PyTorch, the AdaX paper and the authors' code,
+HuggingFace, labml) and from the math in adaptx's docstrings, in the most literal form we could: one
+parameter at a time, the textbook recurrences, no storage tricks, no log-space rewrites. Nothing here
+imports adaptx, optax or jax.
 
 Conventions:
 

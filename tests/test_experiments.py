@@ -90,8 +90,9 @@ def numpy_sgd(grads, lr, x0=0.0):
 )
 def test_online_outcome(name, sign, bound):
     """Online problem, γ = 1e-2, 300k steps: Adam ends near +1 (the worst point), AMSGrad and AdaX near
-    the optimum -1 (REFERENCE.md: +0.95, -1.00, -1.00). The paper's AMSGrad (maximum of the *corrected*
-    v̂) heads for -1 too but slowly: v̂_1 = g_1² = 1010² stays its maximum, so its steps are tiny."""
+    the optimum -1 (expected end points: +0.95, -1.00, -1.00). The paper's AMSGrad (maximum of the
+    *corrected* v̂) heads for -1 too but slowly: v̂_1 = g_1² = 1010² stays its maximum, so its steps
+    are tiny."""
     b2 = optimizers.DEFAULT_B2[name]
     res = sweep(
         optimizers.factory(name), Online(), steps=300_000, log_points=20,

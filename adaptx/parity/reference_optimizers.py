@@ -3,7 +3,7 @@
 ``AdaX`` (the AdaX authors' ``AdaX``/``AdaXW``), ``HFAdamW`` (HuggingFace's legacy ``AdamW``) and
 ``LabmlAdam`` (labml.ai's ``Adam``/``AMSGrad``), as ``torch.optim.Optimizer`` subclasses, so that
 :mod:`adaptx.parity` can compare :mod:`adaptx.torch_compat.references` with them without installing
-those projects. Written from the published update rules (the project's ``REFERENCE.md``), in plain
+those projects. Written from the published update rules (written out in ``docs/references.md``), in plain
 tensor operations in the order those codes use, independently of adaptx's JAX code: they are the PyTorch
 side of the parity tests. Hyperparameters are Python floats; every scalar that depends only on the step
 is computed in Python float64, as the original codes do. Importing this module needs PyTorch.
