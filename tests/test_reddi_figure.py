@@ -6,14 +6,13 @@ from __future__ import annotations
 
 import json
 
+import matplotlib.pyplot as plt  # in the test extra: a missing matplotlib fails, not skips
 import numpy as np
 import pytest
 
 from adaptx.cli import main
 from adaptx.experiments import Online, Result, Stochastic
 from adaptx.experiments.report import figure, regret_limits
-
-plt = pytest.importorskip("matplotlib.pyplot")
 
 
 @pytest.fixture(autouse=True)
