@@ -191,14 +191,11 @@ def check_dtype(name: str, value: Any) -> None:
     """``None`` or something ``jnp.dtype`` accepts (``mu_dtype``, ``nu_dtype``); ``ValueError`` otherwise."""
     if value is None:
         return
-    if isinstance(value, (int, float, complex, bool)) or hyperparams_like(value):
+    # A number, an array or a schedule is a hyperparameter in the wrong position, not a dtype.
+    if isinstance(value, (int, float, complex, bool, jax.Array, np.ndarray)) or is_schedule(value):
         raise ValueError(f"{name} must be a dtype or None, got {value!r}")
     try:
         jnp.dtype(value)
     except TypeError:
         raise ValueError(f"{name} must be a dtype or None, got {value!r}") from None
 
-
-def hyperparams_like(value: Any) -> bool:
-    """An array or a schedule: what a numeric hyperparameter is, and a dtype argument is not."""
-    return isinstance(value, (jax.Array, np.ndarray)) or is_schedule(value)

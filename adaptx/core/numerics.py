@@ -42,10 +42,15 @@ def compute_dtype(*dtypes) -> jnp.dtype:
 
     bf16/f16 parameters and moments are upcast so that hyperparameters and corrections keep float32
     precision; float64 inputs (under ``jax_enable_x64``) keep float64 throughout. A complex dtype counts
-    as its real part: a complex state leaf is a packed pair of real values (:func:`cast_state`).
+    as its real part (complex parameters are computed in the complex counterpart, :func:`cast_state`).
     """
-    real = [jnp.finfo(d).dtype if jnp.issubdtype(d, jnp.complexfloating) else d for d in dtypes]
-    return jnp.result_type(jnp.float32, *real)
+    return jnp.result_type(jnp.float32, *[real_dtype(d) for d in dtypes])
+
+
+def real_dtype(dtype) -> jnp.dtype:
+    """The real dtype of ``dtype``'s parts: float32 for complex64, ``dtype`` itself when real."""
+    dtype = jnp.dtype(dtype)
+    return jnp.finfo(dtype).dtype if jnp.issubdtype(dtype, jnp.complexfloating) else dtype
 
 
 def complex_of(dtype) -> jnp.dtype | None:
@@ -60,9 +65,8 @@ def complex_of(dtype) -> jnp.dtype | None:
 def cast_state(x: Array, dtype) -> Array:
     """``x`` in the real compute ``dtype``, or in its complex counterpart if ``x`` is complex.
 
-    Some accumulators pack two real arrays into one complex array (real and imaginary parts, see
-    :class:`adaptx.moments.LongTermAverage`) so that one kernel updates both in place; casting such a
-    leaf to a real dtype would drop its imaginary half.
+    Gradients and first moments of complex parameters are complex; casting them to a real dtype would
+    drop their imaginary part.
     """
     if jnp.issubdtype(x.dtype, jnp.complexfloating):
         return x.astype(complex_of(dtype))

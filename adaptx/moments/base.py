@@ -23,7 +23,7 @@ The contract a piece fulfils:
 Dtypes: a piece receives its state and the gradient already cast to the *compute dtype* (at least
 float32; the gradient's complex counterpart for complex parameters) and returns arrays in it; the block
 casts the result back to the storage dtype. Second moments of complex gradients are real:
-:math:`|g|^2 = g \bar g` (:func:`abs_sq`), as in optax.
+:math:`|g|^2 = g \bar g` (:func:`adaptx.moments.second.scaled_square`), as in optax.
 """
 
 from __future__ import annotations
@@ -38,19 +38,6 @@ from adaptx.core import numerics
 
 Array = jax.Array
 LeafState = dict[str, Array]
-
-
-def abs_sq(g: Array) -> Array:
-    r""":math:`|g|^2`, real for real and complex ``g`` alike."""
-    if jnp.iscomplexobj(g):
-        return jnp.real(g) ** 2 + jnp.imag(g) ** 2
-    return g * g
-
-
-def real_dtype(dtype) -> jnp.dtype:
-    """The real dtype of ``dtype``'s parts: float32 for complex64, ``dtype`` itself when real."""
-    dtype = jnp.dtype(dtype)
-    return jnp.finfo(dtype).dtype if jnp.issubdtype(dtype, jnp.complexfloating) else dtype
 
 
 class Decaying:
@@ -184,4 +171,4 @@ class SecondMoment(_Piece):
     def storage_dtype(self, param_dtype, requested) -> jnp.dtype:
         """The dtype the state is stored in: ``requested`` (``nu_dtype``) or the parameter's, made real
         (the second moment of a complex gradient is real)."""
-        return real_dtype(requested or param_dtype)
+        return numerics.real_dtype(requested or param_dtype)
