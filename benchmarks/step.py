@@ -141,8 +141,8 @@ QUICK_CONTENDERS = [
 
 
 def _nbytes(tree: Any) -> int:
-    """Bytes of the floating-point arrays of a tree (moments, parameters; not step counters), counting
-    complex ones (AdaX's packed average and residual)."""
+    """Bytes of the floating-point arrays of a tree (moments, parameters; not step counters), complex
+    ones included."""
     return sum(
         x.size * x.dtype.itemsize for x in jax.tree.leaves(tree) if jnp.issubdtype(x.dtype, jnp.inexact)
     )
