@@ -169,8 +169,8 @@ def _names(choices: Sequence[str], what: str) -> Callable[[str], list[str]]:
 
 
 def _reddi_parser(sub: Any, prog: str) -> argparse.ArgumentParser:
+    from adaptx.experiments.contract import MAX_LOG_POINTS, MAX_STEPS
     from adaptx.experiments.optimizers import OPTIMIZERS, SCHEDULES
-    from adaptx.experiments.sweep import MAX_LOG_POINTS, MAX_STEPS
 
     p = sub.add_parser(
         "reddi",

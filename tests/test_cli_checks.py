@@ -16,7 +16,7 @@ from harness import run_python
 
 import adaptx.experiments
 from adaptx.cli import integer, main
-from adaptx.experiments.sweep import MAX_STEPS
+from adaptx.experiments.contract import MAX_STEPS
 
 QUICK = ["--setting", "online", "--optimizers", "adam", "--steps", "300", "--log-points", "5",
          "--format", "csv", "--no-plot", "--quiet"]
@@ -132,17 +132,20 @@ def test_absurd_sizes_are_refused(flags, message, tmp_path, capsys, no_sweep):
 def test_sizes_past_what_the_run_needs_are_clipped(tmp_path, capsys, monkeypatch):
     """``--chunk 1e9`` and ``--log-points 1e5`` on a 300-step run: the sweep gets a chunk it can hold
     and logs each step once; ``--devices 1000`` uses as many devices as the most runs of any sweep."""
-    module = sys.modules["adaptx.experiments.sweep"]
-    chunks = []
-    program = module._program
-    monkeypatch.setattr(module, "_program", lambda *a, **k: chunks.append(a[5]) or program(*a, **k))
+    results, real_sweep = [], adaptx.experiments.sweep
+
+    def recorded(*args, **kwargs):
+        results.append(real_sweep(*args, **kwargs))
+        return results[-1]
+
+    monkeypatch.setattr(adaptx.experiments, "sweep", recorded)
     devices = []
     monkeypatch.setattr(adaptx.experiments, "run_devices", lambda n: devices.append(n) or None)
     argv = ["reddi", *QUICK, "--chunk", "1e9", "--log-points", "1e5", "--spacing", "linear",
             "--devices", "1000", "--out", str(tmp_path)]
     assert main(argv) == 0
     assert "--devices 1000: using 1, the most runs of any sweep" in capsys.readouterr().err
-    assert chunks == [8192]  # not a 10**9-step window
+    assert [res.plan.chunk for res in results] == [8192]  # not a 10**9-step window
     assert devices == []  # one run: nothing to split
     with open(tmp_path / "curves.csv") as f:
         assert len(f.readlines()) == 1 + 300  # the header and every step once

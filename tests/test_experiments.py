@@ -8,7 +8,6 @@ qualitative outcomes. Step counts are modest so the file runs in well under a mi
 from __future__ import annotations
 
 import math
-import sys
 import textwrap
 
 import jax
@@ -22,6 +21,7 @@ import adaptx
 from adaptx.experiments import (
     Online,
     Stochastic,
+    fast,
     log_times,
     optimizers,
     product_grid,
@@ -32,6 +32,7 @@ from adaptx.experiments import (
     theorem1,
     theorem1_betas,
 )
+from adaptx.experiments.fast import fast_sweep
 
 B1, B2, LR = 0.9, 0.99, 1e-2
 # Shared transformations: the runner caches a compiled program per (problem, transformation, shapes), so
@@ -307,34 +308,24 @@ def test_chunking_invariance(problem):
     np.testing.assert_array_equal(dense.x[..., common], ref.x[..., np.isin(ref.t, dense.t)])
 
 
-def test_cpu_compile_options_keep_the_numbers(monkeypatch):
+def test_cpu_compile_options_keep_the_numbers():
     """On a CPU the sweep's program is compiled with XLA's region-based copy insertion, an option that
-    only drops copies: the same bits as XLA's defaults for an online grid (two steps per loop iteration)
-    and the stochastic problem. An option the installed XLA rejects falls back to the defaults. (The
-    programs compiled for a fast loop, as long sweeps are: test_sweep_compile.py compares the other.)"""
-    module = sys.modules["adaptx.experiments.sweep"]
-    check = module._cpu_options
-    if jax.default_backend() == "cpu":
-        assert check(False) == module._CPU_OPTIONS  # this jax accepts it, so the sweeps here use it
+    only drops copies: the same bits as XLA's defaults (``compiler_options={}``) for an online grid (two
+    steps per loop iteration) and the stochastic problem. (These programs are compiled for a fast loop,
+    as long sweeps are; test_sweep_compile.py compares the fast-start ones.)"""
     make = lambda learning_rate: adaptx.adam(learning_rate, B1, B2)  # noqa: E731
     kw = dict(steps=1_500, log_points=8, fast_compile=False)
     cases = [
-        lambda: sweep(make, Online(), grid={"learning_rate": [1e-2, 1e-3]}, **kw),
-        lambda: run(ADAM, Stochastic(), seeds=[0, 1], **kw),
+        lambda **o: fast_sweep(make, Online(), grid={"learning_rate": [1e-2, 1e-3]}, **kw, **o),
+        lambda **o: fast_sweep(ADAM, Stochastic(), seeds=[0, 1], **kw, **o),
     ]
-    with_options = [case() for case in cases]
-    monkeypatch.setattr(module, "_PROGRAMS", {})
-    monkeypatch.setattr(module, "_cpu_options", lambda fast_compile=False: None)
-    for case, ref in zip(cases, with_options, strict=True):
-        res = case()
-        np.testing.assert_array_equal(res.x, ref.x)
-        np.testing.assert_array_equal(res.avg_regret, ref.avg_regret)
-    monkeypatch.setattr(module, "_CPU_OPTIONS", {"xla_cpu_no_such_option": True})
-    check.cache_clear()
-    try:
-        assert check(False) is None
-    finally:
-        check.cache_clear()  # the next call checks the real options again
+    for case in cases:
+        tuned, plain = case(), case(compiler_options={})
+        if jax.default_backend() == "cpu":
+            assert tuned.plan.compiler_options == fast.CPU_OPTIONS
+        assert plain.plan.compiler_options is None
+        np.testing.assert_array_equal(plain.x, tuned.x)
+        np.testing.assert_array_equal(plain.avg_regret, tuned.avg_regret)
 
 
 def test_reproducible_and_seeds_differ():
@@ -437,12 +428,11 @@ def test_geometric_gaps_law():
     assert abs(g.mean() - 1 / p) < 5 * math.sqrt((1 - p) / p**2 / n)
 
 
-def draw_masks(keys, p, size, lengths):
+def draw_masks(keys, p, size, lengths, batch=None):
     """The big steps of windows of the given lengths, one after the other, as the runner draws them:
     bool ``[steps, seeds]``, the sampler state after them and the number of steps. Checks that no bit
-    past a window's length is set. Traces ``sampling.window`` anew on every call, so that a patched
-    ``sampling._batch`` takes effect."""
-    window = jax.jit(lambda *a: sampling.window(*a, size=size, p=p))
+    past a window's length is set."""
+    window = jax.jit(lambda *a: sampling.window(*a, size=size, p=p, batch=batch))
     state, masks, t0 = sampling.init(keys, p), [], 0
     for n in lengths:
         bits, state = window(keys, state, jnp.int32(t0), jnp.int32(n))
@@ -466,16 +456,13 @@ def test_window_masks_are_bernoulli_steps():
     assert abs(after_big.mean() - p) < 5 * math.sqrt(p * (1 - p) / after_big.size)
 
 
-def test_window_batch_size_does_not_change_the_big_steps(monkeypatch):
+def test_window_batch_size_does_not_change_the_big_steps():
     """A round draws a fixed batch of gaps per seed and rounds repeat until every seed's window is
-    covered: with a batch of 3 gaps (many rounds per window) the masks are the same as with the
-    default batch, and they mark each seed's big steps."""
+    covered: with a batch of 3 gaps (many rounds per window: a 512-step window holds ~26 big steps) the
+    masks are the same as with the default batch, and they mark each seed's big steps."""
     p, keys, lengths = 0.05, sampling.keys(np.arange(16)), (7, 512, 300)
     default, state, steps = draw_masks(keys, p, 512, lengths)
-    asked = []
-    monkeypatch.setattr(sampling, "_batch", lambda steps, p, seeds: asked.append(steps) or 3)
-    small, small_state, _ = draw_masks(keys, p, 512, lengths)
-    assert asked  # the windows were traced with the 3-gap batch
+    small, small_state, _ = draw_masks(keys, p, 512, lengths, batch=3)
     np.testing.assert_array_equal(small, default)
     np.testing.assert_array_equal(np.asarray(small_state.drawn), np.asarray(state.drawn))
     for s in (0, 9):

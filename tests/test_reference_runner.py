@@ -1,6 +1,6 @@
 """adaptx.experiments.reference: the plain reference sweep runner, against the fast CPU sweep and NumPy.
 
-* Against :func:`adaptx.experiments.sweep` (the CPU fast path), same problems, optimizers, grid and
+* Against :func:`adaptx.experiments.fast.fast_sweep` (the CPU fast path), same problems, optimizers, grid and
   seeds. The online problem gives the same bits. On the stochastic problem the two programs run the same
   float32 formulas, but XLA:CPU may contract a multiply and an add into a fused multiply-add in one
   program and not in the other (the fast path runs the seeds as a vector, the reference ``vmap``-s a
@@ -24,6 +24,7 @@ import pytest
 
 import adaptx
 from adaptx.experiments import Online, Stochastic, optimizers, sweep
+from adaptx.experiments.fast import fast_sweep
 from adaptx.experiments.problems import Problem, StochasticTheorem
 from adaptx.experiments.reference import reference_sweep
 from adaptx.experiments.sampling import big_steps
@@ -38,7 +39,8 @@ def test_reference_matches_fast_sweep(problem, name):
     b2 = optimizers.DEFAULT_B2[name]
     grid = {"learning_rate": [1e-2, 1e-3], "b1": [0.9, 0.0], "b2": [b2, b2]}
     kw = dict(steps=2000, seeds=SEEDS, grid=grid, log_points=12)
-    fast, ref = sweep(make, problem, **kw), reference_sweep(make, problem, **kw)
+    fast, ref = fast_sweep(make, problem, **kw), reference_sweep(make, problem, **kw)
+    assert (fast.runner, ref.runner) == ("fast", "reference")
     np.testing.assert_array_equal(ref.t, fast.t)
     np.testing.assert_array_equal(ref.seeds, fast.seeds)
     assert ref.x.shape == fast.x.shape == (2, len(SEEDS), fast.t.size)
@@ -171,16 +173,15 @@ def test_sweep_runs_the_reference_when_asked():
     ("backend", "expected"), [("cpu", "fast"), ("gpu", "reference"), ("tpu", "reference")]
 )
 def test_sweep_chooses_the_runner_by_platform(monkeypatch, backend, expected):
+    """The result names its runner; only the fast path's result carries a plan. (The reference runs on
+    this CPU when jax says it is a GPU or TPU: it asks nothing of the platform.)"""
     import jax
 
-    from adaptx.experiments import reference
-
-    called = []
     monkeypatch.setattr(jax, "default_backend", lambda: backend)
-    monkeypatch.setattr(reference, "reference_sweep", lambda *a, **k: called.append(1) or "reference")
     out = sweep(optax.sgd(0.1), Online(), steps=10, log_points=2)
-    assert ("reference" if called else "fast") == expected
-    assert (out == "reference") == (expected == "reference")
+    assert out.runner == expected
+    assert (out.plan is None) == (expected == "reference")
+    assert sweep(optax.sgd(0.1), Online(), steps=10, log_points=2, devices=1).runner == "fast"
 
 
 def test_fast_path_honours_the_problem_domain():

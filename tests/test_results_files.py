@@ -81,12 +81,11 @@ def test_an_interrupted_write_leaves_the_earlier_run_whole(earlier, monkeypatch,
     in place of a complete earlier run."""
     out, files = earlier
 
-    def interrupted_json(path, results, config):
-        with open(path, "w") as f:
-            f.write('{"config": {"steps": 4')  # half written
+    def interrupted_dump(payload, f, **kw):
+        f.write('{"config": {"steps": 4')  # half written
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(report, "_write_json", interrupted_json)
+    monkeypatch.setattr(json, "dump", interrupted_dump)
     assert main([*RUN, "--steps", "400", "--out", str(out), "--force"]) == 130
     assert "interrupted" in capsys.readouterr().err
     assert snapshot(out) == files  # no new CSV beside the old JSON, no temporary file left
@@ -98,7 +97,7 @@ def test_a_failing_figure_leaves_the_earlier_run_whole(earlier, monkeypatch, cap
     def broken_plot(*a, **k):
         raise OSError(28, "No space left on device")
 
-    monkeypatch.setattr(report, "_plot", broken_plot)
+    monkeypatch.setattr(report, "figure", broken_plot)  # the figure plot() saves
     assert main([*RUN, "--steps", "400", "--out", str(out), "--force"]) == 1
     assert "could not write the results" in capsys.readouterr().err
     assert snapshot(out) == files

@@ -1,4 +1,4 @@
-"""adaptx.experiments.staging: cutting a step into its shared and its per-setting part.
+"""adaptx.experiments.fast.staging: cutting a step into its shared and its per-setting part.
 
 The reference is the function itself: the two parts, run one after the other, must give its outputs.
 """
@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 import adaptx
-from adaptx.experiments import staging
+from adaptx.experiments.fast import staging
 
 
 def step(lr, t, x, m):

@@ -6,16 +6,22 @@ Reference: the same sweep compiled the other way.
 
 from __future__ import annotations
 
-import sys
-
 import jax
 import numpy as np
 import pytest
 
 import adaptx
 from adaptx.experiments import Online, Stochastic, run, sweep
+from adaptx.experiments.contract import prepare
+from adaptx.experiments.fast import (
+    CPU_OPTIONS,
+    FAST_COMPILE_OPTIONS,
+    FAST_COMPILE_WORK,
+    compiler_options,
+    make_plan,
+    supported,
+)
 
-SWEEP = sys.modules["adaptx.experiments.sweep"]
 ADAM = adaptx.adam(1e-2, 0.9, 0.99)
 AMSGRAD = adaptx.amsgrad(1e-2, 0.9, 0.99)
 needs_cpu = pytest.mark.skipif(jax.default_backend() != "cpu", reason="the option is XLA:CPU's")
@@ -23,8 +29,16 @@ needs_cpu = pytest.mark.skipif(jax.default_backend() != "cpu", reason="the optio
 
 @needs_cpu
 def test_the_fast_start_option_is_in_effect():
-    assert SWEEP._cpu_options(True) == {**SWEEP._CPU_OPTIONS, **SWEEP._FAST_COMPILE_OPTIONS}
-    assert SWEEP._cpu_options(False) == SWEEP._CPU_OPTIONS
+    """This jax accepts both option sets, so the sweeps in these tests use them."""
+    assert compiler_options("cpu", True) == {**CPU_OPTIONS, **FAST_COMPILE_OPTIONS}
+    assert compiler_options("cpu", False) == CPU_OPTIONS
+    assert run(ADAM, Stochastic(), steps=10, seeds=2).plan.compiler_options == compiler_options("cpu", True)
+
+
+def test_other_platforms_get_xla_defaults_and_unknown_options_are_dropped():
+    assert compiler_options("gpu", True) is None and compiler_options("tpu", False) is None
+    assert supported({"xla_cpu_no_such_option": True}) == {}
+    assert supported({"xla_cpu_use_fusion_emitters": "not a bool"}) == {}
 
 
 @needs_cpu
@@ -47,22 +61,16 @@ def test_both_compilations_give_the_same_bits(case):
     np.testing.assert_array_equal(fast.avg_regret, slow.avg_regret)
 
 
-def test_the_choice_follows_the_work(monkeypatch):
+def test_the_choice_follows_the_work():
     """steps x runs (padded to 64 lanes) up to FAST_COMPILE_WORK: fast start; beyond: fast loop."""
-    chosen = []
+    assert FAST_COMPILE_WORK == 2**25
 
-    class Stop(Exception):
-        pass
+    def plan(steps, seeds, **kw):
+        return make_plan(prepare(ADAM, Stochastic(), steps=steps, seeds=seeds), **kw)
 
-    def record(*args):
-        chosen.append(args[7])
-        raise Stop
-
-    monkeypatch.setattr(SWEEP, "_program", record)
-    for steps, seeds in ((10_000, 64), (2**25 // 64, 3), (2**25 // 64 + 1, 3), (10**6, 64)):
-        with pytest.raises(Stop):
-            run(ADAM, Stochastic(), steps=steps, seeds=seeds)
+    chosen = [plan(steps, seeds).fast_compile
+              for steps, seeds in ((10_000, 64), (2**25 // 64, 3), (2**25 // 64 + 1, 3), (10**6, 64))]
     assert chosen == [True, True, False, False]
-    with pytest.raises(Stop):
-        run(ADAM, Stochastic(), steps=10, seeds=2, fast_compile=False)
-    assert chosen[-1] is False
+    assert plan(10, 2, fast_compile=False).fast_compile is False
+    online = make_plan(prepare(ADAM, Online(), steps=2**25 // 64 + 1, seeds=1000))
+    assert online.shape == (64,) and not online.fast_compile  # one run stands for the seeds

@@ -13,7 +13,19 @@ import pytest
 from harness import run_python
 
 import adaptx
-from adaptx.experiments import GridError, Online, Stochastic, check_grid, log_times, run, sampling, sweep
+from adaptx.experiments import (
+    RUNNERS,
+    GridError,
+    Online,
+    Stochastic,
+    check_grid,
+    log_times,
+    run,
+    sampling,
+    sweep,
+)
+from adaptx.experiments.contract import prepare
+from adaptx.experiments.fast import fast_sweep
 from adaptx.experiments.optimizers import factory
 
 ADAM = adaptx.adam(1e-2, 0.9, 0.99)
@@ -67,14 +79,15 @@ def test_seeds_that_would_alias_or_are_not_ints_are_refused(seeds):
         ("sgd", {"learning_rate": [-1.0], "b1": [0.9], "b2": [0.0]}, "learning_rate must lie in"),
     ],
 )
-def test_invalid_grid_values_are_refused_before_compiling(name, grid, message, monkeypatch):
+def test_invalid_grid_values_are_refused_before_compiling(name, grid, message):
     """Grid values are traced inside the sweep, where the constructors cannot check them; the sweep
-    checks the concrete values first (the constructors' own bounds: β in [0, 1), γ >= 0, AdaX's β2 > 0)."""
-    module = __import__("sys").modules["adaptx.experiments.sweep"]
-    monkeypatch.setattr(module, "_program", lambda *a, **k: pytest.fail("compiled an invalid grid"))
+    checks the concrete values first (the constructors' own bounds: β in [0, 1), γ >= 0, AdaX's β2 > 0).
+    A runner calls ``progress(0, steps)`` before it builds anything, so a refused grid never calls it."""
+    started = lambda done, total: pytest.fail("a runner started on an invalid grid")  # noqa: E731
     for schedule in ("constant", "inv-sqrt"):
-        with pytest.raises(GridError, match=message):
-            sweep(factory(name, schedule), Online(), grid=grid, **KW)
+        for runner in RUNNERS:
+            with pytest.raises(GridError, match=message):
+                sweep(factory(name, schedule), Online(), grid=grid, progress=started, runner=runner, **KW)
 
 
 def test_a_grid_error_names_the_argument_and_the_setting():
@@ -100,39 +113,31 @@ def test_log_points_are_clipped_to_the_steps():
         log_times(10**6, 2**20 + 1)
 
 
-def test_a_chunk_past_the_steps_is_lowered_without_changing_the_numbers(monkeypatch):
+def test_a_chunk_past_the_steps_is_lowered_without_changing_the_numbers():
     """A chunk of 10**9 steps (a 10**9-row mask) for a 600-step run: the run uses a chunk of 8192 and
     gives the numbers of the default chunk."""
-    module = __import__("sys").modules["adaptx.experiments.sweep"]
-    chunks = []
-    program = module._program
-    monkeypatch.setattr(module, "_program", lambda *a, **k: chunks.append(a[5]) or program(*a, **k))
-    ref = run(ADAM, Stochastic(), seeds=[3], **KW)
-    big = run(ADAM, Stochastic(), seeds=[3], chunk=10**9, **KW)
-    assert chunks == [8192, 8192]
+    ref = fast_sweep(ADAM, Stochastic(), seeds=[3], **KW)
+    big = fast_sweep(ADAM, Stochastic(), seeds=[3], chunk=10**9, **KW)
+    assert ref.plan.chunk == big.plan.chunk == 8192
     np.testing.assert_array_equal(big.x, ref.x)
-    run(ADAM, Stochastic(), seeds=[3], chunk=10**9, steps=20_000, log_points=3)
-    assert chunks[-1] == 2**15  # the power of two covering 20,000 steps
+    assert prepare(ADAM, Stochastic(), seeds=[3], chunk=10**9, steps=20_000).chunk == 2**15  # covers 20,000
+    assert prepare(ADAM, Stochastic(), seeds=[3], chunk=100, steps=20_000).chunk == 100  # kept
 
 
 DEVICES = """
-import sys
 import numpy as np
 import adaptx
 from adaptx.experiments import Online, Stochastic, run, run_devices, sweep
-module = sys.modules["adaptx.experiments.sweep"]
 devices = run_devices(4)
-seen = []
-program = module._program
-module._program = lambda *a, **k: seen.append(a[6]) or program(*a, **k)
 opt = adaptx.adam(1e-2, 0.9, 0.99)
 one = run(opt, Stochastic(), seeds=[0, 1], steps=600, log_points=6)
 four = run(opt, Stochastic(), seeds=[0, 1], steps=600, log_points=6, devices=devices)
-assert seen == [None, tuple(devices[:2])], seen
+assert one.plan.devices is None and four.plan.devices == tuple(devices[:2]), four.plan
+assert four.plan.shape == (1, 128), four.plan  # 64 lanes per device
 np.testing.assert_array_equal(four.x, one.x)
 make = lambda learning_rate: adaptx.adam(learning_rate, 0.9, 0.99)
-sweep(make, Online(), grid={"learning_rate": [1e-2, 1e-3, 1e-4]}, steps=600, devices=4)
-assert seen[-1] == tuple(devices[:3]), seen
+res = sweep(make, Online(), grid={"learning_rate": [1e-2, 1e-3, 1e-4]}, steps=600, devices=4)
+assert res.plan.devices == tuple(devices[:3]), res.plan
 print("OK")
 """
 

@@ -6,7 +6,9 @@
   that 10M steps are routine, split over several devices if asked (:func:`run_devices`);
   :class:`Result` holds x_t and R_t/t at logged steps.
 * :func:`~adaptx.experiments.reference.reference_sweep`: the same sweep as a short, plain runner over any
-  :class:`~adaptx.experiments.problems.Problem` (the specification the fast CPU path is tested against).
+  :class:`~adaptx.experiments.problems.Problem` (the specification, and the default off CPU);
+  :mod:`~adaptx.experiments.fast`: the CPU fast path, tested to give the reference's numbers;
+  :mod:`~adaptx.experiments.contract`: the checked inputs and the :class:`Result` both runners share.
 * :mod:`~adaptx.experiments.sampling`: the exact Bernoulli(p) big steps, drawn as geometric gaps.
 * :mod:`~adaptx.experiments.optimizers`: Adam, AMSGrad, AdaX by name; :mod:`~adaptx.experiments.report`:
   tables, CSV/JSON and the Figure-1-style plot used by ``adaptx reddi``.
@@ -19,7 +21,9 @@ Example:
   True
 """
 
-from adaptx.experiments import optimizers, problems, sampling
+from adaptx.experiments import contract, fast, optimizers, problems, sampling
+from adaptx.experiments.contract import GridError, Result, check_grid, log_times, product_grid
+from adaptx.experiments.fast import run_devices
 from adaptx.experiments.problems import (
     X_STAR,
     Online,
@@ -30,18 +34,10 @@ from adaptx.experiments.problems import (
     theorem1_betas,
 )
 from adaptx.experiments.reference import reference_sweep
-from adaptx.experiments.sweep import (
-    GridError,
-    Result,
-    check_grid,
-    log_times,
-    product_grid,
-    run,
-    run_devices,
-    sweep,
-)
+from adaptx.experiments.sweep import RUNNERS, run, sweep
 
 __all__ = [
+    "RUNNERS",
     "X_STAR",
     "GridError",
     "Online",
@@ -50,6 +46,8 @@ __all__ = [
     "Stochastic",
     "StochasticTheorem",
     "check_grid",
+    "contract",
+    "fast",
     "log_times",
     "optimizers",
     "problems",

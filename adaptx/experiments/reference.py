@@ -2,8 +2,8 @@ r"""The reference sweep runner: the plain algorithm that :func:`adaptx.experimen
 
 This is the specification of a sweep, written to be read: one step of one run, ``vmap``-ed over seeds
 and then over hyperparameter settings, looped inside ``jit`` for a piece of steps at a time, pieces cut
-at the logged steps. No XLA flags, no compiler options, no staging; the fast CPU path
-(:func:`adaptx.experiments.sweep`) is tested to give its numbers.
+at the logged steps. No XLA flags, no compiler options, no staging; the CPU fast path
+(:mod:`adaptx.experiments.fast`) is tested to give its numbers (tests/test_reference_runner.py).
 
 For every setting h, seed s and step t = 1, ..., T of a :class:`~adaptx.experiments.problems.Problem`
 with optimum :math:`x^*` and domain :math:`[a, b]`:
@@ -18,9 +18,12 @@ those of :mod:`adaptx.experiments.sampling`: the first is at the seed's gap 0, a
 followed by the next gap, :math:`\text{next} \leftarrow \text{next} + \text{gap}(\text{key}_s, i)`,
 i = 1, 2, ... (the same geometric gaps, from the same counters, as the fast path's windows).
 
-Regret is summed as the fast path sums it: the terms of each block of 256 steps (blocks end at
-multiples of 256, absolute step numbers) in plain float32, then the block's sum into a Kahan
-(compensated) sum, so :math:`R_T = \text{regret} + (\text{partial} - \text{compensation})`.
+Regret is summed in blocks, because :math:`R_t` grows like t and a plain float32 running sum loses the
+increments (~20) once it nears 1e8, where one ulp is 8: the terms of each block of :data:`BLOCK` = 256
+steps (blocks end at multiples of 256, absolute step numbers) are added in plain float32, then the
+block's sum goes into a Kahan (compensated) sum, so
+:math:`R_T = \text{regret} + (\text{partial} - \text{compensation})`. A float32 sum of 256 terms is off
+by at most 255 roundings of its own size, an error that does not grow with :math:`R_t`.
 
 Example:
   >>> import adaptx
@@ -39,10 +42,10 @@ from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
-import numpy as np
 import optax
 
 from adaptx.experiments import sampling
+from adaptx.experiments.contract import DEFAULT_CHUNK, Result, SweepInputs, prepare
 from adaptx.experiments.problems import Problem
 
 Array = jax.Array
@@ -72,8 +75,9 @@ class RunState(NamedTuple):
     drawn: Array
 
 
-def _kahan_add(total: Array, comp: Array, value: Array) -> tuple[Array, Array]:
-    r"""Add ``value`` to the compensated sum ``(total, comp)`` (the sum is ``total - comp``)."""
+def kahan_add(total: Array, comp: Array, value: Array) -> tuple[Array, Array]:
+    r"""Add ``value`` to the compensated sum ``(total, comp)``: the sum is ``total - comp``, where
+    ``comp`` holds what the last addition to ``total`` lost (Kahan's summation)."""
     y = value - comp
     new = total + y
     return new, (new - total) - y
@@ -93,7 +97,7 @@ def _step(problem: Problem, make_optimizer: Callable, hyper: dict, key: Array, t
     low, high = problem.domain
     x = jnp.clip(s.x + updates, low, high)
     partial = s.partial + g * (s.x - problem.x_star)
-    flushed = _kahan_add(s.regret, s.compensation, partial) + (jnp.zeros_like(partial),)
+    flushed = kahan_add(s.regret, s.compensation, partial) + (jnp.zeros_like(partial),)
     ends = t % BLOCK == 0
     regret, comp, partial = (
         jnp.where(ends, a, b) for a, b in zip(flushed, (s.regret, s.compensation, partial), strict=True)
@@ -101,72 +105,18 @@ def _step(problem: Problem, make_optimizer: Callable, hyper: dict, key: Array, t
     return RunState(x, opt_state, regret, comp, partial, nxt, drawn)
 
 
-def reference_sweep(
-    make_optimizer: Callable[..., optax.GradientTransformation] | optax.GradientTransformation,
-    problem: Problem,
-    *,
-    steps: int,
-    seeds: Sequence[int] | int = 1,
-    grid: Mapping[str, Sequence[float]] | None = None,
-    x0: float = 0.0,
-    log_points: int = 200,
-    spacing: str = "log",
-    chunk: int = 8192,
-    label: str = "",
-    progress: Callable[[int, int], None] | None = None,
-    dtype: Any = jnp.float32,
-):
-    r"""Run ``make_optimizer(**setting)`` on ``problem`` for every setting of ``grid`` and every seed.
-
-    The arguments and the result are those of :func:`adaptx.experiments.sweep` (see there), so either
-    runner's :class:`~adaptx.experiments.Result` feeds the same reports. ``chunk`` bounds the steps of
-    one compiled call (memory does not depend on it). A deterministic problem is run once per setting
-    and its numbers given to every seed.
-
-    Returns:
-      a :class:`~adaptx.experiments.Result`: ``x`` and ``avg_regret`` = :math:`R_T / T`, each
-      ``[settings, seeds, points]``, at the steps ``t`` of :func:`~adaptx.experiments.log_times`.
-
-    Example:
-      >>> import adaptx
-      >>> from adaptx.experiments import Online
-      >>> from adaptx.experiments.reference import reference_sweep
-      >>> res = reference_sweep(lambda learning_rate: adaptx.adam(learning_rate, b2=0.99), Online(),
-      ...                       steps=20_000, grid={"learning_rate": [1e-2, 1e-3]}, log_points=10)
-      >>> [round(float(x), 1) for x in res.final_x()[:, 0]]  # heading for the worst point, +1
-      [1.0, 0.4]
-    """
-    from adaptx.experiments.sweep import Result, _as_grid, check_grid, log_times  # noqa: PLC0415
-
+def run_reference(inputs: SweepInputs, progress: Callable[[int, int], None] | None = None) -> Result:
+    """Run checked :class:`~adaptx.experiments.contract.SweepInputs` (a
+    :class:`~adaptx.experiments.contract.Runner`): one ``jit``-ed loop over :func:`_step`, ``vmap``-ed
+    over seeds and settings, called once per piece of :meth:`~SweepInputs.cuts`."""
     start = time.perf_counter()
-    grid_np, num_settings = _as_grid(grid)
-    if isinstance(make_optimizer, optax.GradientTransformation):
-        if grid_np:
-            raise ValueError("with a grid, pass a function of the hyperparameters, not a transformation")
-        transformation = make_optimizer
-        make_optimizer = lambda: transformation  # noqa: E731
-    if isinstance(seeds, (int, np.integer)) and not isinstance(seeds, bool):
-        if seeds < 1:
-            raise ValueError(f"seeds must be a positive int or a 1-D sequence of ints, got {seeds!r}")
-        seeds_np = np.arange(seeds)
-    else:
-        seeds_np = sampling.seed_array(seeds)
-        if seeds_np.size < 1:
-            raise ValueError(f"seeds must be a positive int or a 1-D sequence of ints, got {seeds!r}")
-    if not isinstance(chunk, (int, np.integer)) or isinstance(chunk, bool) or chunk < 1:
-        raise ValueError(f"chunk must be a positive int, got {chunk!r}")
-    low, high = problem.domain
-    if not low <= float(x0) <= high:
-        raise ValueError(f"x0 must lie in [{low}, {high}], got {x0!r}")
-    ts = log_times(steps, log_points, spacing)
-    check_grid(make_optimizer, grid_np)
     if progress is not None:
-        progress(0, steps)
-
-    run_seeds = seeds_np if problem.stochastic else seeds_np[:1]  # deterministic: one run per setting
+        progress(0, inputs.steps)
+    problem, make_optimizer, dtype = inputs.problem, inputs.make_optimizer, inputs.dtype
+    run_seeds = inputs.run_seeds
     keys = sampling.keys(run_seeds)
-    hyper = {k: jnp.asarray(v, dtype) for k, v in grid_np.items()}  # [settings] each
-    x = jnp.full((num_settings, run_seeds.size), x0, dtype)
+    hyper = {k: jnp.asarray(v, dtype) for k, v in inputs.grid.items()}  # [settings] each
+    x = jnp.full((inputs.num_settings, run_seeds.size), inputs.x0, dtype)
 
     def init(hyper, key, x):
         first = sampling.gap(key, jnp.int32(0), problem.p) if problem.stochastic else jnp.int32(0)
@@ -185,10 +135,9 @@ def reference_sweep(
         return jax.lax.fori_loop(0, n, lambda i, s: step_all(hyper, keys, t0 + i + 1, s), state)
 
     state = jax.jit(init_all)(hyper, keys, x)
-    cuts = np.union1d(ts, np.arange(chunk, steps, chunk, dtype=np.int64))
-    logged = set(ts.tolist())
+    logged = set(inputs.times.tolist())
     xs, sums, done = [], [], 0
-    for end in cuts.tolist():
+    for end in inputs.cuts():
         state = piece(state, hyper, keys, jnp.int32(done), jnp.int32(end - done))
         done = end
         if done in logged:
@@ -196,26 +145,49 @@ def reference_sweep(
             sums.append((state.regret, state.partial, state.compensation))
         if progress is not None:
             jax.block_until_ready(state.x)
-            progress(done, steps)
-
-    # R_T / T = (regret + (partial - compensation)) / T in the run's dtype (NumPy rounds as XLA does)
+            progress(done, inputs.steps)
     xs, sums = jax.device_get((xs, sums))
-    np_dtype = np.dtype(jnp.dtype(dtype))
-    regrets = [
-        (r + (p - c)) / np.asarray(t, np_dtype) for (r, p, c), t in zip(sums, ts.tolist(), strict=True)
-    ]
+    return inputs.result(xs, sums, time.perf_counter() - start, "reference")
 
-    def stack(points):  # [points][settings, runs] -> [settings, seeds, points]
-        a = np.moveaxis(np.stack(points), 0, -1)
-        return np.ascontiguousarray(np.broadcast_to(a, (num_settings, seeds_np.size, len(points))))
 
-    return Result(
-        problem=problem,
-        t=ts,
-        x=stack(xs),
-        avg_regret=stack(regrets),
-        seeds=seeds_np,
-        grid=grid_np,
-        label=label,
-        seconds=time.perf_counter() - start,
+def reference_sweep(
+    make_optimizer: Callable[..., optax.GradientTransformation] | optax.GradientTransformation,
+    problem: Problem,
+    *,
+    steps: int,
+    seeds: Sequence[int] | int = 1,
+    grid: Mapping[str, Sequence[float]] | None = None,
+    x0: float = 0.0,
+    log_points: int = 200,
+    spacing: str = "log",
+    chunk: int = DEFAULT_CHUNK,
+    label: str = "",
+    progress: Callable[[int, int], None] | None = None,
+    dtype: Any = jnp.float32,
+) -> Result:
+    r"""Run ``make_optimizer(**setting)`` on ``problem`` for every setting of ``grid`` and every seed.
+
+    The arguments and the result are those of :func:`adaptx.experiments.sweep` (see there; they are
+    checked by :func:`~adaptx.experiments.contract.prepare`), so either runner's
+    :class:`~adaptx.experiments.Result` feeds the same reports. ``chunk`` bounds the steps of one
+    compiled call (memory does not depend on it). A deterministic problem is run once per setting and
+    its numbers given to every seed.
+
+    Returns:
+      a :class:`~adaptx.experiments.Result`: ``x`` and ``avg_regret`` = :math:`R_T / T`, each
+      ``[settings, seeds, points]``, at the steps ``t`` of :func:`~adaptx.experiments.log_times`.
+
+    Example:
+      >>> import adaptx
+      >>> from adaptx.experiments import Online
+      >>> from adaptx.experiments.reference import reference_sweep
+      >>> res = reference_sweep(lambda learning_rate: adaptx.adam(learning_rate, b2=0.99), Online(),
+      ...                       steps=20_000, grid={"learning_rate": [1e-2, 1e-3]}, log_points=10)
+      >>> [round(float(x), 1) for x in res.final_x()[:, 0]]  # heading for the worst point, +1
+      [1.0, 0.4]
+    """
+    inputs = prepare(
+        make_optimizer, problem, steps=steps, seeds=seeds, grid=grid, x0=x0, log_points=log_points,
+        spacing=spacing, chunk=chunk, label=label, dtype=dtype,
     )
+    return run_reference(inputs, progress)

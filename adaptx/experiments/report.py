@@ -21,7 +21,7 @@ from typing import Any
 
 import numpy as np
 
-from adaptx.experiments.sweep import Result
+from adaptx.experiments.contract import Result
 
 PLOT_INSTALL_HINT = (
     "plotting needs matplotlib, which is not installed: pip install 'adaptx[plot]' "

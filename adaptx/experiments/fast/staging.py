@@ -28,7 +28,7 @@ varying part rather than stored per step.
 
 Example:
   >>> import jax.numpy as jnp
-  >>> from adaptx.experiments.staging import split
+  >>> from adaptx.experiments.fast.staging import split
   >>> f = lambda scale, t, x: (t + 1, x + scale * jnp.sqrt(t * 1.0))
   >>> known, varying = split(f, (1.0, 4, 0.0), varying=(True, False, True), known_outputs=(0,))
   >>> outs, res = known(4)             # the inputs not marked varying, in order
@@ -224,7 +224,7 @@ def recurrence(
 
     Example:
       >>> import jax.numpy as jnp
-      >>> from adaptx.experiments.staging import recurrence
+      >>> from adaptx.experiments.fast.staging import recurrence
       >>> f = lambda t, m: [t + 1, 0.9 * m + 1.0, jnp.sqrt(m) / (t + 1)]
       >>> advance, rest = recurrence(f, (1.0, 4.0), carried=2)
       >>> state, links = advance(1.0, 4.0)

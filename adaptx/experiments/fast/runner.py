@@ -1,0 +1,201 @@
+"""The fast path's runner: its :class:`Plan` (decided on the host, before anything is traced) and the
+host loop that calls the compiled piece of :mod:`adaptx.experiments.fast.program`."""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import time
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from adaptx.experiments import sampling
+from adaptx.experiments.contract import DEFAULT_CHUNK, OptimizerFactory, Result, SweepInputs, prepare
+from adaptx.experiments.fast import options as xla_options
+from adaptx.experiments.fast import program
+from adaptx.experiments.fast.devices import as_devices
+from adaptx.experiments.problems import Problem
+
+#: The batch axis is padded to a multiple of this many lanes per device, so that every run goes through
+#: the vector code of a program of the same layout (see :mod:`adaptx.experiments.fast.program`).
+LANES = 64
+
+
+@dataclasses.dataclass(frozen=True)
+class Plan:
+    """How the fast path runs a sweep; :func:`make_plan` decides it, :func:`run_fast` follows it, and
+    the :class:`~adaptx.experiments.Result` keeps it (``result.plan``).
+
+    Attributes:
+      platform: the platform the program is compiled for (``"cpu"``, ``"gpu"``, ...).
+      shape: the batch the program steps: ``(settings, seeds)`` padded to whole lanes for a stochastic
+        problem, ``(settings,)`` padded for a deterministic one (one run per setting).
+      devices: the devices the runs are split over, or ``None`` for jax's default device alone.
+      chunk: the most steps one compiled call runs.
+      fast_compile: compiled for a fast start rather than a fast loop (see
+        :mod:`adaptx.experiments.fast.options`).
+      compiler_options: the XLA options of the program, ``None`` for XLA's defaults.
+    """
+
+    platform: str
+    shape: tuple[int, ...]
+    devices: tuple | None
+    chunk: int
+    fast_compile: bool
+    compiler_options: dict[str, object] | None
+
+
+def _round_up(n: int, m: int) -> int:
+    return -(-n // m) * m
+
+
+def make_plan(
+    inputs: SweepInputs,
+    *,
+    devices: Sequence[Any] | int | None = None,
+    fast_compile: bool | None = None,
+    compiler_options: Mapping[str, object] | None = None,
+) -> Plan:
+    """The :class:`Plan` of a sweep: padding, devices and compilation. Nothing is traced or compiled.
+
+    Args:
+      inputs: the checked sweep (:func:`adaptx.experiments.contract.prepare`).
+      devices: as :func:`adaptx.experiments.sweep`'s; devices beyond the number of runs (the seeds of a
+        stochastic problem, the settings of a deterministic one) are left out.
+      fast_compile: compile for a fast start; ``None``: when steps x runs (padded) is at most
+        :data:`~adaptx.experiments.fast.options.FAST_COMPILE_WORK`.
+      compiler_options: XLA options for the program, used as given (``{}``: XLA's defaults); ``None``:
+        :func:`~adaptx.experiments.fast.options.compiler_options` for the platform and ``fast_compile``.
+
+    Example:
+      >>> import adaptx
+      >>> from adaptx.experiments import Stochastic
+      >>> from adaptx.experiments.contract import prepare
+      >>> from adaptx.experiments.fast import make_plan
+      >>> plan = make_plan(prepare(adaptx.adam(1e-2), Stochastic(), steps=1000, seeds=3))
+      >>> plan.shape, plan.fast_compile  # 3 seeds padded to 64 lanes; a short sweep
+      ((1, 64), True)
+    """
+    devices = as_devices(devices)
+    runs = inputs.run_seeds.size if inputs.problem.stochastic else inputs.num_settings
+    if devices is not None and len(devices) > runs:  # a device with no run of its own would run padding
+        devices = as_devices(devices[:runs])
+    lanes = LANES * (len(devices) if devices else 1)
+    if inputs.problem.stochastic:
+        shape = (inputs.num_settings, _round_up(inputs.seeds.size, lanes))
+    else:
+        shape = (_round_up(inputs.num_settings, lanes),)
+    if fast_compile is None:
+        fast_compile = inputs.steps * math.prod(shape) <= xla_options.FAST_COMPILE_WORK
+    platform = devices[0].platform if devices else jax.default_backend()
+    if compiler_options is None:
+        chosen = xla_options.compiler_options(platform, bool(fast_compile))
+    else:
+        chosen = dict(compiler_options) or None
+    return Plan(platform, shape, devices, inputs.chunk, bool(fast_compile), chosen)
+
+
+def _pad(values: np.ndarray, n: int) -> np.ndarray:
+    """``values`` (1-D) extended to length ``n`` with copies of its last entry."""
+    return np.concatenate([values, np.repeat(values[-1:], n - values.size)])
+
+
+def run_fast(
+    inputs: SweepInputs, progress: Callable[[int, int], None] | None = None, plan: Plan | None = None
+) -> Result:
+    """Run checked :class:`~adaptx.experiments.contract.SweepInputs` on the fast path, following
+    ``plan`` (default: :func:`make_plan` ``(inputs)``); a :class:`~adaptx.experiments.contract.Runner`.
+
+    The host calls the compiled piece for the steps between consecutive
+    :meth:`~adaptx.experiments.contract.SweepInputs.cuts` and keeps only the logged values on the device,
+    reading them back once at the end; memory depends on the number of logged points and on the chunk,
+    not on the number of steps.
+    """
+    start = time.perf_counter()
+    plan = make_plan(inputs) if plan is None else plan
+    problem, dtype = inputs.problem, inputs.dtype
+    if progress is not None:
+        progress(0, inputs.steps)
+    # The batch is padded with copies of its last run (see `LANES`).
+    if problem.stochastic:  # [settings, seeds]
+        grid_np = inputs.grid
+        run_seeds = _pad(inputs.seeds, plan.shape[1])
+    else:  # deterministic: one run per setting stands for every seed; [settings] arrays
+        grid_np = {k: _pad(v, plan.shape[0]) for k, v in inputs.grid.items()}
+        run_seeds = inputs.seeds[:1]
+    grid = {k: jnp.asarray(v, dtype) for k, v in grid_np.items()}
+    x = jnp.full(plan.shape, inputs.x0, dtype)
+    seed_keys = sampling.keys(run_seeds)
+    opt_state, piece, shardings = program.build(
+        problem, inputs.make_optimizer, dtype, grid, x, plan.chunk, plan.devices, plan.compiler_options
+    )
+    zeros = jnp.zeros_like(x)
+    sampler = sampling.init(seed_keys, problem.p) if problem.stochastic else None
+    carry = program.Carry(x, opt_state, zeros, zeros, zeros, sampler)
+    if shardings is not None:
+        carry, grid, seed_keys = jax.device_put((carry, grid, seed_keys), shardings)
+
+    logged = set(inputs.times.tolist())
+    xs, sums = [], []
+    done = 0
+    for end in inputs.cuts():
+        carry = piece(carry, grid, seed_keys, jnp.int32(done), jnp.int32(end - done))
+        done = end
+        if done in logged:  # kept on the device; read back once at the end
+            xs.append(carry.x)
+            sums.append((carry.regret, carry.partial, carry.compensation))
+        if progress is not None:
+            jax.block_until_ready(carry.x)
+            progress(done, inputs.steps)
+    xs, sums = jax.device_get((xs, sums))
+
+    runs = inputs.run_seeds.size
+
+    def trim(a):  # the padded batch -> [settings, runs]
+        return a.reshape(plan.shape[0], -1)[: inputs.num_settings, :runs]
+
+    xs = [trim(a) for a in xs]
+    sums = [tuple(trim(a) for a in s) for s in sums]
+    return inputs.result(xs, sums, time.perf_counter() - start, "fast", plan)
+
+
+def fast_sweep(
+    make_optimizer: OptimizerFactory | Any,
+    problem: Problem,
+    *,
+    steps: int,
+    seeds: Sequence[int] | int = 1,
+    grid: Mapping[str, Sequence[float]] | None = None,
+    x0: float = 0.0,
+    log_points: int = 200,
+    spacing: str = "log",
+    chunk: int = DEFAULT_CHUNK,
+    label: str = "",
+    progress: Callable[[int, int], None] | None = None,
+    dtype: Any = jnp.float32,
+    devices: Sequence[Any] | int | None = None,
+    fast_compile: bool | None = None,
+    compiler_options: Mapping[str, object] | None = None,
+) -> Result:
+    """:func:`adaptx.experiments.sweep` on the fast path, whatever the platform, with its compiler
+    options open to choice (:func:`make_plan`). The arguments and the result are ``sweep``'s.
+
+    Example:
+      >>> import adaptx
+      >>> from adaptx.experiments import Stochastic
+      >>> from adaptx.experiments.fast import fast_sweep
+      >>> res = fast_sweep(adaptx.adam(1e-2, b2=0.99), Stochastic(), steps=2000, seeds=2, log_points=5,
+      ...                  compiler_options={})  # XLA's defaults
+      >>> res.runner, res.plan.compiler_options, res.x.shape
+      ('fast', None, (1, 2, 5))
+    """
+    inputs = prepare(
+        make_optimizer, problem, steps=steps, seeds=seeds, grid=grid, x0=x0, log_points=log_points,
+        spacing=spacing, chunk=chunk, label=label, dtype=dtype,
+    )
+    plan = make_plan(inputs, devices=devices, fast_compile=fast_compile, compiler_options=compiler_options)
+    return run_fast(inputs, progress, plan)
