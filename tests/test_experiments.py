@@ -32,7 +32,8 @@ from adaptx.experiments import (
     theorem1,
     theorem1_betas,
 )
-from adaptx.experiments.fast import fast_sweep
+from adaptx.experiments.contract import prepare
+from adaptx.experiments.fast import make_plan, run_fast
 
 B1, B2, LR = 0.9, 0.99, 1e-2
 # Shared transformations: the runner caches a compiled program per (problem, transformation, shapes), so
@@ -314,13 +315,13 @@ def test_cpu_compile_options_keep_the_numbers():
     steps per loop iteration) and the stochastic problem. (These programs are compiled for a fast loop,
     as long sweeps are; test_sweep_compile.py compares the fast-start ones.)"""
     make = lambda learning_rate: adaptx.adam(learning_rate, B1, B2)  # noqa: E731
-    kw = dict(steps=1_500, log_points=8, fast_compile=False)
     cases = [
-        lambda **o: fast_sweep(make, Online(), grid={"learning_rate": [1e-2, 1e-3]}, **kw, **o),
-        lambda **o: fast_sweep(ADAM, Stochastic(), seeds=[0, 1], **kw, **o),
+        prepare(make, Online(), grid={"learning_rate": [1e-2, 1e-3]}, steps=1_500, log_points=8),
+        prepare(ADAM, Stochastic(), seeds=[0, 1], steps=1_500, log_points=8),
     ]
-    for case in cases:
-        tuned, plain = case(), case(compiler_options={})
+    for inputs in cases:
+        tuned = run_fast(inputs, plan=make_plan(inputs, fast_compile=False))
+        plain = run_fast(inputs, plan=make_plan(inputs, fast_compile=False, compiler_options={}))
         if jax.default_backend() == "cpu":
             assert tuned.plan.compiler_options == fast.CPU_OPTIONS
         assert plain.plan.compiler_options is None

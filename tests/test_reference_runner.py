@@ -1,6 +1,6 @@
 """adaptx.experiments.reference: the plain reference sweep runner, against the fast CPU sweep and NumPy.
 
-* Against :func:`adaptx.experiments.fast.fast_sweep` (the CPU fast path), same problems, optimizers, grid and
+* Against ``sweep(runner="fast")`` (the CPU fast path), same problems, optimizers, grid and
   seeds. The online problem gives the same bits. On the stochastic problem the two programs run the same
   float32 formulas, but XLA:CPU may contract a multiply and an add into a fused multiply-add in one
   program and not in the other (the fast path runs the seeds as a vector, the reference ``vmap``-s a
@@ -24,7 +24,6 @@ import pytest
 
 import adaptx
 from adaptx.experiments import Online, Stochastic, optimizers, sweep
-from adaptx.experiments.fast import fast_sweep
 from adaptx.experiments.problems import Problem, StochasticTheorem
 from adaptx.experiments.reference import reference_sweep
 from adaptx.experiments.sampling import big_steps
@@ -39,7 +38,7 @@ def test_reference_matches_fast_sweep(problem, name):
     b2 = optimizers.DEFAULT_B2[name]
     grid = {"learning_rate": [1e-2, 1e-3], "b1": [0.9, 0.0], "b2": [b2, b2]}
     kw = dict(steps=2000, seeds=SEEDS, grid=grid, log_points=12)
-    fast, ref = fast_sweep(make, problem, **kw), reference_sweep(make, problem, **kw)
+    fast, ref = sweep(make, problem, runner="fast", **kw), reference_sweep(make, problem, **kw)
     assert (fast.runner, ref.runner) == ("fast", "reference")
     np.testing.assert_array_equal(ref.t, fast.t)
     np.testing.assert_array_equal(ref.seeds, fast.seeds)

@@ -25,7 +25,6 @@ from adaptx.experiments import (
     sweep,
 )
 from adaptx.experiments.contract import prepare
-from adaptx.experiments.fast import fast_sweep
 from adaptx.experiments.optimizers import factory
 
 ADAM = adaptx.adam(1e-2, 0.9, 0.99)
@@ -116,8 +115,8 @@ def test_log_points_are_clipped_to_the_steps():
 def test_a_chunk_past_the_steps_is_lowered_without_changing_the_numbers():
     """A chunk of 10**9 steps (a 10**9-row mask) for a 600-step run: the run uses a chunk of 8192 and
     gives the numbers of the default chunk."""
-    ref = fast_sweep(ADAM, Stochastic(), seeds=[3], **KW)
-    big = fast_sweep(ADAM, Stochastic(), seeds=[3], chunk=10**9, **KW)
+    ref = sweep(ADAM, Stochastic(), seeds=[3], runner="fast", **KW)
+    big = sweep(ADAM, Stochastic(), seeds=[3], chunk=10**9, runner="fast", **KW)
     assert ref.plan.chunk == big.plan.chunk == 8192
     np.testing.assert_array_equal(big.x, ref.x)
     assert prepare(ADAM, Stochastic(), seeds=[3], chunk=10**9, steps=20_000).chunk == 2**15  # covers 20,000

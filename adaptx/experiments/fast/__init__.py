@@ -24,10 +24,9 @@ the premises differ (a 256-step stage is launch-bound there), so those backends 
 
 Example:
   >>> import adaptx
-  >>> from adaptx.experiments import Online
-  >>> from adaptx.experiments.fast import fast_sweep
-  >>> res = fast_sweep(lambda learning_rate: adaptx.adam(learning_rate, b2=0.99), Online(),
-  ...                  steps=2000, grid={"learning_rate": [1e-2, 1e-3]}, log_points=4)
+  >>> from adaptx.experiments import Online, sweep
+  >>> res = sweep(lambda learning_rate: adaptx.adam(learning_rate, b2=0.99), Online(),
+  ...             steps=2000, grid={"learning_rate": [1e-2, 1e-3]}, log_points=4, runner="fast")
   >>> res.plan.shape  # two settings, padded to 64 lanes
   (64,)
 """
@@ -41,7 +40,7 @@ from adaptx.experiments.fast.options import (
     supported,
 )
 from adaptx.experiments.fast.program import settings_axes
-from adaptx.experiments.fast.runner import LANES, Plan, fast_sweep, make_plan, run_fast
+from adaptx.experiments.fast.runner import LANES, Plan, make_plan, run_fast
 
 __all__ = [
     "CPU_OPTIONS",
@@ -50,7 +49,6 @@ __all__ = [
     "LANES",
     "Plan",
     "compiler_options",
-    "fast_sweep",
     "make_plan",
     "run_devices",
     "run_fast",

@@ -14,11 +14,10 @@ import jax.numpy as jnp
 import numpy as np
 
 from adaptx.experiments import sampling
-from adaptx.experiments.contract import DEFAULT_CHUNK, OptimizerFactory, Result, SweepInputs, prepare
+from adaptx.experiments.contract import Result, SweepInputs
 from adaptx.experiments.fast import options as xla_options
 from adaptx.experiments.fast import program
 from adaptx.experiments.fast.devices import as_devices
-from adaptx.experiments.problems import Problem
 
 #: The batch axis is padded to a multiple of this many lanes per device, so that every run goes through
 #: the vector code of a program of the same layout (see :mod:`adaptx.experiments.fast.program`).
@@ -114,6 +113,16 @@ def run_fast(
     :meth:`~adaptx.experiments.contract.SweepInputs.cuts` and keeps only the logged values on the device,
     reading them back once at the end; memory depends on the number of logged points and on the chunk,
     not on the number of steps.
+
+    Example:
+      >>> import adaptx
+      >>> from adaptx.experiments import Stochastic
+      >>> from adaptx.experiments.contract import prepare
+      >>> from adaptx.experiments.fast import make_plan, run_fast
+      >>> inputs = prepare(adaptx.adam(1e-2, b2=0.99), Stochastic(), steps=2000, seeds=2, log_points=5)
+      >>> res = run_fast(inputs, plan=make_plan(inputs, compiler_options={}))  # XLA's defaults
+      >>> res.runner, res.plan.compiler_options, res.x.shape
+      ('fast', None, (1, 2, 5))
     """
     start = time.perf_counter()
     plan = make_plan(inputs) if plan is None else plan
@@ -162,40 +171,3 @@ def run_fast(
     sums = [tuple(trim(a) for a in s) for s in sums]
     return inputs.result(xs, sums, time.perf_counter() - start, "fast", plan)
 
-
-def fast_sweep(
-    make_optimizer: OptimizerFactory | Any,
-    problem: Problem,
-    *,
-    steps: int,
-    seeds: Sequence[int] | int = 1,
-    grid: Mapping[str, Sequence[float]] | None = None,
-    x0: float = 0.0,
-    log_points: int = 200,
-    spacing: str = "log",
-    chunk: int = DEFAULT_CHUNK,
-    label: str = "",
-    progress: Callable[[int, int], None] | None = None,
-    dtype: Any = jnp.float32,
-    devices: Sequence[Any] | int | None = None,
-    fast_compile: bool | None = None,
-    compiler_options: Mapping[str, object] | None = None,
-) -> Result:
-    """:func:`adaptx.experiments.sweep` on the fast path, whatever the platform, with its compiler
-    options open to choice (:func:`make_plan`). The arguments and the result are ``sweep``'s.
-
-    Example:
-      >>> import adaptx
-      >>> from adaptx.experiments import Stochastic
-      >>> from adaptx.experiments.fast import fast_sweep
-      >>> res = fast_sweep(adaptx.adam(1e-2, b2=0.99), Stochastic(), steps=2000, seeds=2, log_points=5,
-      ...                  compiler_options={})  # XLA's defaults
-      >>> res.runner, res.plan.compiler_options, res.x.shape
-      ('fast', None, (1, 2, 5))
-    """
-    inputs = prepare(
-        make_optimizer, problem, steps=steps, seeds=seeds, grid=grid, x0=x0, log_points=log_points,
-        spacing=spacing, chunk=chunk, label=label, dtype=dtype,
-    )
-    plan = make_plan(inputs, devices=devices, fast_compile=fast_compile, compiler_options=compiler_options)
-    return run_fast(inputs, progress, plan)
