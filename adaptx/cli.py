@@ -40,8 +40,9 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable, Sequence
-from decimal import Decimal, InvalidOperation
 from typing import Any
+
+from adaptx.argtypes import finite, floats, integer, names
 
 SETTINGS = ("online", "stochastic", "theorem1", "theorem3")
 
@@ -94,77 +95,6 @@ class HelpFormatter(argparse.RawDescriptionHelpFormatter):
         return f"{text} (default: %(default)s)"
 
 
-# ------------------------------------------------------------------------------------ argument types
-
-
-def _floats(text: str) -> list[float]:
-    """``"1e-2,1e-3"`` -> ``[0.01, 0.001]`` (argparse type; errors become a clear usage message)."""
-    try:
-        values = [float(v) for v in text.split(",") if v.strip()]
-    except ValueError:
-        msg = f"expected a number or comma-separated numbers, got {text!r}"
-        raise argparse.ArgumentTypeError(msg) from None
-    if not values or not all(math.isfinite(v) for v in values):
-        raise argparse.ArgumentTypeError(f"expected finite numbers, got {text!r}")
-    return values
-
-
-def _finite(text: str) -> float:
-    """One finite number."""
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
-    if not math.isfinite(value):
-        raise argparse.ArgumentTypeError(f"expected a finite number, got {text!r}")
-    return value
-
-
-def integer(low: int, high: int) -> Callable[[str], int]:
-    """An argparse type for whole numbers in ``[low, high]``, written as users write them: ``1000000``,
-    ``1_000_000``, ``1e6`` or ``1E6``; ``2.5``, ``2.5e0`` and ``1e-3`` are refused alike (not whole
-    numbers), as are NaN, infinities and values out of range.
-
-    Example:
-      >>> from adaptx.cli import integer
-      >>> integer(1, 10**7)("1e6"), integer(1, 10**7)("1_000_000")
-      (1000000, 1000000)
-    """
-    kind = "a positive integer" if low == 1 else f"an integer from {low:,}"
-
-    def parse(text: str) -> int:
-        try:
-            value = Decimal(text.strip())
-        except InvalidOperation:
-            value = None
-        if value is None or not value.is_finite() or value != value.to_integral_value():
-            msg = f"expected {kind} (such as 1000, 1e6 or 1_000_000), got {text!r}"
-            raise argparse.ArgumentTypeError(msg)
-        if value < low:
-            raise argparse.ArgumentTypeError(f"expected {kind}, got {text!r}")
-        if value.adjusted() > len(str(high)) or int(value) > high:
-            raise argparse.ArgumentTypeError(f"expected {kind} of at most {high:,}, got {text!r}")
-        return int(value)
-
-    parse.__name__ = "integer"  # argparse names the type in some messages
-    return parse
-
-
-def _names(choices: Sequence[str], what: str) -> Callable[[str], list[str]]:
-    def parse(text: str) -> list[str]:
-        names = [v.strip() for v in text.split(",") if v.strip()]
-        if names == ["all"]:
-            return list(choices)
-        bad = [n for n in names if n not in choices]
-        if bad or not names:
-            raise argparse.ArgumentTypeError(
-                f"unknown {what} {', '.join(bad) or repr(text)}; choose from {', '.join(choices)} (or all)"
-            )
-        return list(dict.fromkeys(names))
-
-    return parse
-
-
 # ----------------------------------------------------------------------------------------- parsers
 
 
@@ -202,9 +132,9 @@ def _reddi_parser(sub: Any, prog: str) -> argparse.ArgumentParser:
         ),
         formatter_class=HelpFormatter,
     )
-    p.add_argument("--setting", type=_names(SETTINGS, "setting"), default="online,stochastic",
+    p.add_argument("--setting", type=names(SETTINGS, "setting"), default="online,stochastic",
                    metavar="NAMES", help=f"problems to run: {', '.join(SETTINGS)} or all")
-    p.add_argument("--optimizers", type=_names(list(OPTIMIZERS), "optimizer"), default="adam,amsgrad,adax",
+    p.add_argument("--optimizers", type=names(list(OPTIMIZERS), "optimizer"), default="adam,amsgrad,adax",
                    metavar="NAMES", help=f"optimizers to compare: {', '.join(OPTIMIZERS)} or all")
     p.add_argument("--steps", type=integer(1, MAX_STEPS), default="1e6", metavar="T",
                    help=f"steps T of every run (at most {MAX_STEPS:,})")
@@ -212,23 +142,23 @@ def _reddi_parser(sub: Any, prog: str) -> argparse.ArgumentParser:
                    help="seeds of the stochastic problem (the online ones are deterministic: one run each)")
     p.add_argument("--seed-start", type=integer(0, 2**64 - 1), default="0", metavar="S",
                    help="first seed; the seeds are S, S+1, ..., each below 2**64")
-    p.add_argument("--lr", type=_floats, default=None, metavar="LIST",
+    p.add_argument("--lr", type=floats, default=None, metavar="LIST",
                    help="step size(s): γ, or α of the inv-sqrt schedule (default: 1e-2; with --schedule "
                    f"inv-sqrt: {FIGURE1_ALPHA:g}, the paper's Figure 1)")
     p.add_argument("--schedule", choices=list(SCHEDULES), default="constant",
                    help="constant step size γ, or the theory's α/√t (the paper's Figure 1)")
-    p.add_argument("--b1", type=_floats, default=None, metavar="LIST",
+    p.add_argument("--b1", type=floats, default=None, metavar="LIST",
                    help="β1 (default: 0.9; for theorem1 and theorem3: 0)")
-    p.add_argument("--b2", type=_floats, default=None, metavar="LIST",
+    p.add_argument("--b2", type=floats, default=None, metavar="LIST",
                    help="β2 of Adam and AMSGrad (default: 0.99; for theorem1 and theorem3: 1/(1+C²))")
-    p.add_argument("--adax-b2", type=_floats, default="1e-4", metavar="LIST",
+    p.add_argument("--adax-b2", type=floats, default="1e-4", metavar="LIST",
                    help="AdaX's β2, its growth rate (its authors' value)")
-    p.add_argument("--p", type=_finite, default="0.01", help="stochastic: probability of the big gradient")
-    p.add_argument("--C", type=_finite, default="3",
+    p.add_argument("--p", type=finite, default="0.01", help="stochastic: probability of the big gradient")
+    p.add_argument("--C", type=finite, default="3",
                    help="theorem1: the constant C > 2; theorem3: the constant C > 1")
-    p.add_argument("--delta", type=_finite, default="0.1",
+    p.add_argument("--delta", type=finite, default="0.1",
                    help="theorem3: the expected gradient δ in (0, C - 1)")
-    p.add_argument("--x0", type=_finite, default=None,
+    p.add_argument("--x0", type=finite, default=None,
                    help="starting point (default: 0; for theorem1 and theorem3: 1)")
     p.add_argument("--log-points", type=integer(1, MAX_LOG_POINTS), default="200", metavar="N",
                    help="logged steps per run (at most the number of steps)")

@@ -15,7 +15,8 @@ import pytest
 from harness import run_python
 
 import adaptx.experiments
-from adaptx.cli import integer, main
+from adaptx.argtypes import integer
+from adaptx.cli import build_parser, main
 from adaptx.experiments.contract import MAX_STEPS
 
 QUICK = ["--setting", "online", "--optimizers", "adam", "--steps", "300", "--log-points", "5",
@@ -104,6 +105,26 @@ def test_non_integers_are_refused_alike(text):
 def test_integers_below_the_range_are_refused(text):
     with pytest.raises(argparse.ArgumentTypeError, match="expected a positive integer, got"):
         integer(1, 10)(text)
+
+
+def test_parity_run_reads_numbers_as_reddi_does(capsys):
+    """``adaptx parity-run`` used its own int() and float() parsers: ``--steps 1e3`` was refused, and
+    ``--seed -1`` was accepted and failed later in NumPy with a traceback."""
+    parser = build_parser()
+    args = parser.parse_args(["parity-run", "--steps", "1e3", "--batch-size", "1_024", "--seed", "2",
+                              "--tolerance", "1e-5"])
+    assert (args.steps, args.batch_size, args.seed, args.tolerance) == (1000, 1024, 2, 1e-5)
+    for flags, message in [
+        (["--seed", "-1"], "argument --seed: expected an integer from 0"),
+        (["--steps", "2.5"], "argument --steps: expected a positive integer"),
+        (["--tolerance", "nan"], "argument --tolerance: expected a positive number"),
+        (["--tolerance", "0"], "argument --tolerance: expected a positive number"),
+        (["--model", "resnet"], "unknown model resnet"),
+    ]:
+        with pytest.raises(SystemExit) as info:
+            parser.parse_args(["parity-run", *flags])
+        assert info.value.code == 2
+        assert message in capsys.readouterr().err
 
 
 @pytest.mark.parametrize(

@@ -28,42 +28,13 @@ import time
 from collections.abc import Sequence
 from typing import Any
 
+from adaptx.argtypes import integer, names, positive
+
 NAME = "parity-run"
 
 
-def _choices(allowed: Sequence[str], what: str):
-    def parse(text: str) -> list[str]:
-        names = [v.strip() for v in text.split(",") if v.strip()]
-        if names == ["all"]:
-            return list(allowed)
-        bad = [n for n in names if n not in allowed]
-        if bad or not names:
-            raise argparse.ArgumentTypeError(
-                f"unknown {what} {', '.join(bad) or repr(text)}; choose from {', '.join(allowed)} (or all)"
-            )
-        return names
-
-    return parse
-
-
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
-    return value
-
-
-def _positive_float(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a positive number, got {text!r}") from None
-    if not value > 0 or value == float("inf"):
-        raise argparse.ArgumentTypeError(f"expected a positive number, got {text!r}")
-    return value
+_count = integer(1, 2**31 - 1)  # steps, batch size, threads
+_seed = integer(0, 2**64 - 1)  # what both torch.manual_seed and numpy's default_rng take
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
@@ -80,7 +51,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
     optimizers = ("adamw-cosine", "amsgrad", "rmsprop-momentum")
     parser.add_argument(
         "--model",
-        type=_choices(models, "model"),
+        type=names(models, "model"),
         default=list(models),
         metavar="mlp|cnn|all",
         help="which model(s): the 64-32-10 MLP, the conv net (two 3x3 convs, 8 and 16 channels, "
@@ -88,7 +59,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
     )
     parser.add_argument(
         "--optimizer",
-        type=_choices(optimizers, "optimizer"),
+        type=names(optimizers, "optimizer"),
         default=list(optimizers),
         metavar="|".join(optimizers) + "|all",
         help="torch optimizer(s): AdamW(lr=3e-3, weight_decay=1e-2) + CosineAnnealingLR("
@@ -97,14 +68,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
     )
     parser.add_argument(
         "--steps",
-        type=_positive_int,
+        type=_count,
         default=300,
         help="optimizer steps, one mini-batch each (default: 300, about 11 epochs)",
     )
-    parser.add_argument("--batch-size", type=_positive_int, default=64, help="mini-batch size (default: 64)")
+    parser.add_argument("--batch-size", type=_count, default=64, help="mini-batch size (default: 64)")
     parser.add_argument(
         "--seed",
-        type=int,
+        type=_seed,
         default=0,
         help="seed of torch's initial weights and of the batch order (default: 0)",
     )
@@ -116,7 +87,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
     )
     parser.add_argument(
         "--tolerance",
-        type=_positive_float,
+        type=positive,
         default=1e-4,
         help="bound on max|θ_jax − θ_torch| / movement, per parameter (default: 1e-4)",
     )
@@ -134,7 +105,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
     )
     parser.add_argument(
         "--torch-threads",
-        type=_positive_int,
+        type=_count,
         default=1,
         help="torch.set_num_threads during the runs (default: 1; tiny models train faster "
         "on one thread, much faster on a busy machine)",
