@@ -12,7 +12,9 @@ in three configs per optimizer: weight decay off; weight decay on under a cosine
 ``optax.cosine_decay_schedule``); and ``maximize``. Variant options (AMSGrad, Nesterov, centered, ...)
 are spread over the configs. The bound is max|θ_torch − θ_adaptx| ≤ 1e-5 × max|θ_T − θ_0| in float32
 and 1e-12 × in float64, checked at every step. The JAX side runs jitted under ``lax.scan`` (one compile per
-configuration, shared by all its problems), the PyTorch side in a Python loop.
+configuration, shared by all its problems) with XLA's default compiler options, the ones users get (they
+allow the multiply-add contraction that the in-place emulation must defeat), the PyTorch side in a Python
+loop.
 """
 
 from __future__ import annotations
@@ -32,13 +34,6 @@ from adaptx import torch_compat as tc
 
 STEPS = 1000
 TOL = {"float32": 1e-5, "float64": 1e-12}
-# Compiling the JAX side dominates these tests. Without LLVM optimisation and with XLA:CPU's classic code
-# generator it takes ~0.65 s instead of ~1.8 s. Those options also switch off the multiply-add contraction
-# that the in-place emulation has to defeat, so the weight-decay configs, where that matters, are compiled
-# with the default options users get (as is the table of ``python -m adaptx.parity``).
-FAST_COMPILE = {"xla_backend_optimization_level": 0, "xla_cpu_use_fusion_emitters": False}
-
-
 @dataclasses.dataclass(frozen=True)
 class Case:
     """One optimizer: its PyTorch class, its adaptx constructor and the arguments of its three configs.
@@ -146,16 +141,14 @@ def problem(kind: str, scale: float, params_follow_scale: bool) -> parity.Proble
     )
 
 
-def check(name: str, config: str, dtype: str, scale: float, least_squares: bool = True,
-          compiler_options: dict | None = FAST_COMPILE):
+def check(name: str, config: str, dtype: str, scale: float, least_squares: bool = True):
     torch_factory, transform = build(name, config)
     follow = CASES[name].params_follow_scale
     runs = [(f"random gradients of scale {scale:g}", problem("random", scale, follow))]
     if least_squares:
         runs.append(("least squares", problem("least_squares", 1.0, False)))
     for label, prob in runs:
-        res = parity.compare(torch_factory, transform, prob, dtype=dtype, tolerance=TOL[dtype],
-                             compiler_options=compiler_options)
+        res = parity.compare(torch_factory, transform, prob, dtype=dtype, tolerance=TOL[dtype])
         theta0 = np.concatenate([np.ravel(v) for _, v in sorted(prob.params.items())])
         # The run must move the parameters by far more than their rounding, or the bound says nothing.
         assert res.movement > 1e3 * np.finfo(dtype).eps * np.max(np.abs(theta0)), (label, res.movement)
@@ -168,8 +161,7 @@ def check(name: str, config: str, dtype: str, scale: float, least_squares: bool 
 
 @pytest.mark.parametrize("name,config", PARAMS, ids=[f"{n}-{c}" for n, c in PARAMS])
 def test_float32_parity(name, config):
-    options = None if config == "decay_schedule" else FAST_COMPILE
-    check(name, config, "float32", SCALE[config], compiler_options=options)
+    check(name, config, "float32", SCALE[config])
 
 
 @pytest.mark.parametrize("name", list(CASES))
@@ -194,9 +186,8 @@ def test_parameter_groups_map_to_optax_partition():
          "other": tc.adamw(lr=3e-3, weight_decay=0.0, amsgrad=True)},
         labels,
     )
-    res = parity.compare(torch_factory, transform, prob, compiler_options=FAST_COMPILE)
+    res = parity.compare(torch_factory, transform, prob)
     assert res.max_rel_deviation <= TOL["float32"], res.max_rel_deviation
     # The groups really differ: one AdamW for all parameters does not match.
-    res_one = parity.compare(torch_factory, tc.adamw(lr=1e-3, weight_decay=1e-1), prob,
-                             compiler_options=FAST_COMPILE)
+    res_one = parity.compare(torch_factory, tc.adamw(lr=1e-3, weight_decay=1e-1), prob)
     assert res_one.max_rel_deviation > 1e-2
