@@ -200,14 +200,18 @@ def test_host_constants_use_float64_complement():
 
 
 def test_nesterov_product_dtype_kept_float32_under_x64():
-    """Π_t stays float32 under x64, with μ_t formed in float64 and rounded once (PyTorch's order)."""
+    """torch_compat's NAdam piece keeps Π_t in float32 under x64, with μ_t formed in float64 and rounded
+    once (PyTorch's order); the generic piece keeps it in the parameters' dtype."""
     with jax.enable_x64(True):
-        est = moments.first.NesterovMovingAverage(0.9, 4e-3, product_dtype=jnp.float32)
+        est = pieces.SplitNesterov(0.9, 4e-3)
         step_state = est.init_step(jnp.float64)
         step_state = est.advance(step_state, jnp.int32(1), jnp.float64)
         mu1 = 0.9 * (1 - 0.5 * 0.96**4e-3)
         assert step_state["mu_product"].dtype == jnp.float32
         assert float(step_state["mu_product"]) == float(np.float32(mu1))
+        generic = moments.first.NesterovMovingAverage(0.9, 4e-3)
+        assert generic.advance(generic.init_step(jnp.float64), jnp.int32(1), jnp.float64)[
+            "mu_product"].dtype == jnp.float64
 
 
 def test_rounding_barrier_survives_default_compilation():

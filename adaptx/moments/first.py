@@ -158,13 +158,13 @@ class NesterovMovingAverage(Decaying, FirstMoment):
     Attributes:
       decay: :math:`\beta_1` in ``[0, 1)``.
       momentum_decay: :math:`\psi \ge 0` (PyTorch's default 4e-3).
-      product_dtype: dtype :math:`\Pi_t` is accumulated in (default: the widest compute dtype of the
-        parameters, float32 or float64).
+
+    :math:`\Pi_t` is accumulated in the widest compute dtype of the parameters (float32, or float64 for
+    float64 parameters); a subclass may store it otherwise through :meth:`init_step`.
     """
 
     decay: Any = 0.9
     momentum_decay: Any = 4e-3
-    product_dtype: Any = None
 
     fields = ("mu",)
     step_fields = ("mu_product",)
@@ -176,7 +176,7 @@ class NesterovMovingAverage(Decaying, FirstMoment):
         return b1 * (1 - 0.5 * jnp.exp(t * psi * jnp.log(jnp.asarray(0.96, dtype))))
 
     def init_step(self, dtype) -> LeafState:
-        return {"mu_product": jnp.ones([], self.product_dtype or dtype)}
+        return {"mu_product": jnp.ones([], dtype)}
 
     def advance(self, step_state: LeafState, t: Array, dtype) -> LeafState:
         prod = step_state["mu_product"]

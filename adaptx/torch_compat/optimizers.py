@@ -16,7 +16,6 @@ from __future__ import annotations
 
 from typing import Any
 
-import jax.numpy as jnp
 import optax
 
 from adaptx.core import hyperparams
@@ -239,7 +238,7 @@ def nadam(
     hyperparams.check_non_negative("momentum_decay", momentum_decay)
     # torch keeps the product of momenta in its default dtype, float32, and adds the gradient and the
     # momentum terms to θ with two addcdiv_ (two roundings): SplitNesterov returns them as two Parts.
-    first = SplitNesterov(b1, momentum_decay, product_dtype=jnp.float32)
+    first = SplitNesterov(b1, momentum_decay)
     scaling = scale_by_moments(HostSecondAverage(b2), first, eps=eps)
     return torch_chain(
         [scaling], lr, maximize=maximize, **_decay(weight_decay, lr, decoupled_weight_decay),

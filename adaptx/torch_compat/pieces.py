@@ -62,7 +62,12 @@ class HostCentered(_HostConstants, second.CenteredMovingAverage):
 
 
 class SplitNesterov(_HostConstants, first.NesterovMovingAverage):
-    """NAdam's first moment with PyTorch's constants, its numerator returned as two :class:`Parts`."""
+    r"""NAdam's first moment with PyTorch's constants, its numerator returned as two :class:`Parts`, and
+    :math:`\Pi_t` kept in float32 whatever the parameters' dtype (PyTorch's ``mu_product`` is a float32
+    tensor, multiplied by a float64 μ_t and rounded back, even for float64 parameters)."""
+
+    def init_step(self, dtype) -> LeafState:
+        return {"mu_product": jnp.ones([], jnp.float32)}
 
     def numerator(self, state: LeafState, g: Array, sc: first.NesterovScalars) -> Parts:
         return Parts(self.terms(state, g, sc))

@@ -168,7 +168,6 @@ def scale_by_nadam(
     *,
     mu_dtype: Any = None,
     nu_dtype: Any = None,
-    product_dtype: Any = None,
 ) -> optax.GradientTransformationExtraArgs:
     r"""NAdam's scaling (Dozat, 2016) with PyTorch's momentum schedule.
 
@@ -185,8 +184,6 @@ def scale_by_nadam(
       eps: ε ``>= 0`` on the corrected root.
       momentum_decay: ψ ``>= 0``.
       mu_dtype, nu_dtype: as in :func:`adaptx.scale_by_adam`.
-      product_dtype: the dtype of NAdam's product of momenta (see
-        :class:`adaptx.moments.first.NesterovMovingAverage`).
 
     Example:
       >>> import adaptx, optax
@@ -197,7 +194,7 @@ def scale_by_nadam(
     hyperparams.check_non_negative("momentum_decay", momentum_decay)
     return scale_by_moments(
         second_moments.MovingAverage(b2),
-        first_moments.NesterovMovingAverage(b1, momentum_decay, product_dtype=product_dtype),
+        first_moments.NesterovMovingAverage(b1, momentum_decay),
         eps=eps, mu_dtype=mu_dtype, nu_dtype=nu_dtype,
     )
 
