@@ -16,14 +16,17 @@ from __future__ import annotations
 
 import weakref
 from collections.abc import Callable
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import jax
 import optax
 
-from adaptx.core import numerics
+from adaptx.core import hyperparams, numerics
 
 Array = jax.Array
+
+# The extra argument through which `chain` hands its blocks the memo of `hyperparameter`.
+_VALUES = "adaptx_step_values"
 
 # update function of a chain -> the stepped transformations it runs. Keyed weakly by the function object:
 # a chain's entry lives exactly as long as the chain.
@@ -75,7 +78,8 @@ def chain(*transforms: optax.GradientTransformation) -> optax.GradientTransforma
 
     def update_fn(updates, state, params=None, **extra_args):
         count = numerics.increment(state.count)
-        updates, inner_state = inner.update(updates, state.inner, params, **{**extra_args, "count": count})
+        extra = {**extra_args, "count": count, _VALUES: {}}
+        updates, inner_state = inner.update(updates, state.inner, params, **extra)
         return updates, ChainState(count=count, inner=inner_state)
 
     register(update_fn, parts)
@@ -91,6 +95,24 @@ def step_of(extra_args: dict, who: str) -> Array:
     if "count" not in extra_args:
         raise ValueError(f"{who} needs the step count of an enclosing adaptx.chain; wrap it in adaptx.chain")
     return extra_args["count"]
+
+
+def hyperparameter(extra_args: dict, who: str, name: str, value: Any) -> hyperparams.PerDtype:
+    """The hyperparameter ``value`` (a number, an array or a schedule) at the current update, evaluated at
+    the number of steps already taken (``t - 1``, as a PyTorch LR scheduler stepped once per step), once
+    per compute dtype.
+
+    The blocks of one :func:`chain` update share these values: a schedule read by two blocks (the
+    learning rate, and a decoupled weight decay scaled by it) is evaluated once per step and dtype. The
+    memo lives in the extra argument the chain passes with ``count`` and ends with the update.
+    """
+    t = step_of(extra_args, who)
+    memo = extra_args.get(_VALUES)
+    if memo is None or not hyperparams.is_schedule(value):
+        return hyperparams.PerDtype(name, value, t - 1)
+    if id(value) not in memo:  # the schedule is kept in the memo, so its id is not reused meanwhile
+        memo[id(value)] = (value, hyperparams.PerDtype(name, value, t - 1))
+    return memo[id(value)][1]
 
 
 def counted(stepped: optax.GradientTransformation) -> optax.GradientTransformationExtraArgs:

@@ -48,9 +48,9 @@ def stepped_decay(
         raise ValueError(f"on must be 'previous' or 'updated', got {on!r}")
     hyperparams.check_non_negative("weight_decay", weight_decay, schedule_ok=True)
 
-    def rule(updates, params, t):
-        wd = hyperparams.PerDtype("weight_decay", weight_decay, t - 1)
-        lr = None if learning_rate is None else hyperparams.PerDtype("lr", learning_rate, t - 1)
+    def rule(updates, params, value):
+        wd = value("weight_decay", weight_decay)
+        lr = None if learning_rate is None else value("lr", learning_rate)
         decide = mask(params) if callable(mask) else mask
         u_leaves, treedef = jax.tree.flatten(updates, is_leaf=is_parts)
         p_leaves = trees.leaves_like(who, jax.tree.map(lambda _: 0, updates, is_leaf=is_parts), params,

@@ -25,8 +25,7 @@ def stepped_learning_rate(
 
     def update_fn(updates, state, params=None, **extra_args):
         del params
-        t = counting.step_of(extra_args, who)
-        lr = hyperparams.PerDtype(name, learning_rate, t - 1)
+        lr = counting.hyperparameter(extra_args, who, name, learning_rate)
 
         def leaf(u):
             c = numerics.compute_dtype(u.dtype)

@@ -26,7 +26,9 @@ from adaptx.core import counting, hyperparams, numerics, trees
 def decay_block(
     who: str, weight_decay: Any, rule: Callable[[Any, Any, Any], Any]
 ) -> optax.GradientTransformationExtraArgs:
-    """A stepped weight-decay block: ``rule(updates, params, t)`` gives the new updates.
+    """A stepped weight-decay block: ``rule(updates, params, value)`` gives the new updates, where
+    ``value(name, v)`` is the hyperparameter ``v`` at this update
+    (:func:`adaptx.core.counting.hyperparameter`).
 
     What every decay shares: no state of its own (``optax.EmptyState``), the step number from the chain,
     the arithmetic skipped for a Python 0 (the state is the same either way), and a clear error when the
@@ -38,12 +40,16 @@ def decay_block(
         return optax.EmptyState()
 
     def update_fn(updates, state, params=None, **extra_args):
-        t = counting.step_of(extra_args, who)
+        counting.step_of(extra_args, who)  # inside a chain, even for a Python 0
         if hyperparams.is_python_zero(weight_decay):
             return updates, state
         if params is None:
             raise ValueError(f"{who} needs the current parameters: call update(updates, state, params)")
-        return rule(updates, params, t), state
+
+        def value(name, v):
+            return counting.hyperparameter(extra_args, who, name, v)
+
+        return rule(updates, params, value), state
 
     return optax.GradientTransformationExtraArgs(init_fn, update_fn)
 
@@ -53,9 +59,9 @@ def _stepped_decay(
 ) -> optax.GradientTransformationExtraArgs:
     """``u + sign * γ_t λ_t θ`` on the masked leaves (γ = 1 when ``learning_rate`` is ``None``)."""
 
-    def rule(updates, params, t):
-        wd = hyperparams.PerDtype("weight_decay", weight_decay, t - 1)
-        lr = None if learning_rate is None else hyperparams.PerDtype("learning_rate", learning_rate, t - 1)
+    def rule(updates, params, value):
+        wd = value("weight_decay", weight_decay)
+        lr = None if learning_rate is None else value("learning_rate", learning_rate)
         p_leaves = trees.leaves_like(who, updates, params, "parameters")
         decide = mask(params) if callable(mask) else mask
         flags = [True] * len(p_leaves) if decide is None else trees.leaves_like(who, updates, decide, "mask")
