@@ -60,8 +60,6 @@ MAX_SEEDS = 2**20
 MAX_SETTINGS = 2**16
 MAX_LOGGED = 2**24
 MAX_DEVICES = 1024
-# The big-step mask of a stochastic sweep holds chunk x seeds bits; the chunk is lowered to keep it small.
-MAX_MASK_BITS = 2**31
 
 #: Environment variables of the compilation cache (see the module docstring).
 CACHE_ENV, CACHE_DIR_ENV = "ADAPTX_COMPILE_CACHE", "ADAPTX_CACHE_DIR"
@@ -274,9 +272,9 @@ def _product(lists: dict[str, list[float]]) -> dict[str, Any]:
     return product_grid(**lists)
 
 
-def _check_sizes(args: argparse.Namespace, problems: dict, grids: list) -> tuple[int, int, Any]:
-    """Check the sizes of the whole job; returns the chunk and the number of devices to use (clipped to
-    what the job needs) and the seeds."""
+def _check_sizes(args: argparse.Namespace, problems: dict, grids: list) -> tuple[int, Any]:
+    """Check the sizes of the whole job; returns the number of devices to use (clipped to what the job
+    needs) and the seeds. (The sweep lowers a chunk past what the steps and seeds need itself.)"""
     import numpy as np
 
     from adaptx.experiments import log_times
@@ -299,9 +297,7 @@ def _check_sizes(args: argparse.Namespace, problems: dict, grids: list) -> tuple
             f"this job would log {logged:,} values of x_t and of R_t/t (runs x {points:,} logged points), "
             f"more than {MAX_LOGGED:,}; lower --log-points, --seeds or the grid"
         )
-    stochastic_seeds = args.seeds if any(problems[s].stochastic for s in args.setting) else 1
-    chunk = min(args.chunk, max(256, MAX_MASK_BITS // max(64, stochastic_seeds)))
-    return chunk, min(args.devices, most_runs), seeds
+    return min(args.devices, most_runs), seeds
 
 
 def _prepare_out(path: str, force: bool) -> tuple[str, list[str]]:
@@ -454,17 +450,17 @@ def _reddi(args: argparse.Namespace) -> int:
         args.lr = [FIGURE1_ALPHA if args.schedule == "inv-sqrt" else 1e-2]
     problems = _problem_runs(args)
     grids = _grids(args)
-    chunk, devices_n, seeds = _check_sizes(args, problems, grids)
+    devices_n, seeds = _check_sizes(args, problems, grids)
     _check_hyperparameters(args, grids, problems)
     folder, created = _prepare_out(args.out, args.force)
     try:
-        return _run_reddi(args, problems, grids, chunk, devices_n, seeds, folder)
+        return _run_reddi(args, problems, grids, devices_n, seeds, folder)
     except BaseException:
         _remove_empty(created)
         raise
 
 
-def _run_reddi(args, problems, grids, chunk, devices_n, seeds, folder) -> int:
+def _run_reddi(args, problems, grids, devices_n, seeds, folder) -> int:
     from adaptx.experiments import report, run_devices, sweep
     from adaptx.experiments.optimizers import DISPLAY, factory
 
@@ -514,7 +510,7 @@ def _run_reddi(args, problems, grids, chunk, devices_n, seeds, folder) -> int:
             x0=x0,
             log_points=args.log_points,
             spacing=args.spacing,
-            chunk=chunk,
+            chunk=args.chunk,
             devices=devices,
             label=label,
             progress=progress.sweep(f"{setting} {label}", runs),

@@ -33,7 +33,7 @@ from adaptx.experiments import (
     theorem1_betas,
 )
 from adaptx.experiments.contract import prepare
-from adaptx.experiments.fast import make_plan, run_fast
+from adaptx.experiments.fast import make_plan, run_fast, windows
 
 B1, B2, LR = 0.9, 0.99, 1e-2
 # Shared transformations: the runner caches a compiled program per (problem, transformation, shapes), so
@@ -433,11 +433,11 @@ def draw_masks(keys, p, size, lengths, batch=None):
     """The big steps of windows of the given lengths, one after the other, as the runner draws them:
     bool ``[steps, seeds]``, the sampler state after them and the number of steps. Checks that no bit
     past a window's length is set."""
-    window = jax.jit(lambda *a: sampling.window(*a, size=size, p=p, batch=batch))
-    state, masks, t0 = sampling.init(keys, p), [], 0
+    window = jax.jit(lambda *a: windows.window(*a, size=size, p=p, batch=batch))
+    state, masks, t0 = windows.init(keys, p), [], 0
     for n in lengths:
         bits, state = window(keys, state, jnp.int32(t0), jnp.int32(n))
-        mask = sampling.unpack(bits, size)
+        mask = windows.unpack(bits, size)
         assert not mask[n:].any()
         masks.append(mask[:n])
         t0 += n

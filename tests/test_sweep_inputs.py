@@ -25,6 +25,7 @@ from adaptx.experiments import (
     sweep,
 )
 from adaptx.experiments.contract import prepare
+from adaptx.experiments.fast import make_plan
 from adaptx.experiments.optimizers import factory
 
 ADAM = adaptx.adam(1e-2, 0.9, 0.99)
@@ -121,6 +122,15 @@ def test_a_chunk_past_the_steps_is_lowered_without_changing_the_numbers():
     np.testing.assert_array_equal(big.x, ref.x)
     assert prepare(ADAM, Stochastic(), seeds=[3], chunk=10**9, steps=20_000).chunk == 2**15  # covers 20,000
     assert prepare(ADAM, Stochastic(), seeds=[3], chunk=100, steps=20_000).chunk == 100  # kept
+
+
+def test_the_fast_path_bounds_the_big_step_mask():
+    """A window's mask holds chunk x padded seeds bits: 2**20 seeds lower a chunk of 2**20 steps to
+    2**31 / 2**20 = 2048 (256 MiB of mask instead of 128 GiB); few seeds or the online problem keep it."""
+    many = prepare(ADAM, Stochastic(), seeds=2**20, chunk=2**20, steps=10**7)
+    assert make_plan(many).chunk == 2048
+    assert make_plan(prepare(ADAM, Stochastic(), seeds=3, chunk=2**20, steps=10**7)).chunk == 2**20
+    assert make_plan(prepare(ADAM, Online(), seeds=2**20, chunk=2**20, steps=10**7)).chunk == 2**20
 
 
 DEVICES = """

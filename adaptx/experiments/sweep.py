@@ -90,9 +90,10 @@ def sweep(
         The values are checked before anything is compiled (:func:`~adaptx.experiments.check_grid`).
       x0: the starting point :math:`x_1`, inside the problem's ``domain``.
       log_points, spacing: how many steps to log and whether ``"log"`` or ``"linear"`` spaced.
-      chunk: the most steps one compiled call runs (memory holds a ``[chunk, seeds]`` bit mask). Does not
-        change the results. A chunk above the number of steps is lowered to the smallest power of two
-        that covers them, but not below 8192 (so that runs of different lengths share their program).
+      chunk: the most steps one compiled call runs; changes memory, not results. A chunk above the
+        number of steps is lowered to the smallest power of two that covers them, but not below 8192
+        (so that runs of different lengths share their program); the fast path also lowers it so that
+        the big-step mask of a window (chunk x seeds bits) stays within 256 MiB.
       label: a name stored in the result.
       progress: called as ``progress(0, steps)`` once before the program is built and compiled (the
         compilation happens before its next call), then as ``progress(steps_done, steps)`` after every

@@ -44,8 +44,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from adaptx.experiments import sampling
-from adaptx.experiments.fast import staging
+from adaptx.experiments.fast import staging, windows
 from adaptx.experiments.problems import Problem
 from adaptx.experiments.reference import BLOCK, kahan_add
 
@@ -68,7 +67,7 @@ class Carry(NamedTuple):
     regret: Array
     compensation: Array
     partial: Array
-    sampler: sampling.SamplerState | None
+    sampler: windows.SamplerState | None
 
 
 
@@ -296,8 +295,9 @@ def _split_runs(problem, step, grid, x, opt_state, state_axes, chunk, devices):
     seeds of the stochastic problem, the settings of the online one) and runs :func:`_staged_piece`,
     built for its block's shapes, under ``jax.shard_map``: no communication, except that a device's
     big-step window loops until its own seeds are done (extra rounds change nothing: see
-    :func:`adaptx.experiments.sampling.window`). The block of each device is a multiple of ``_LANES``
-    (see :func:`sweep`), so a run goes through the same vector code as on one device: the same bits.
+    :func:`adaptx.experiments.fast.windows.window`). The block of each device is a multiple of
+    :data:`adaptx.experiments.fast.runner.LANES` (see :func:`~adaptx.experiments.fast.runner.make_plan`),
+    so a run goes through the same vector code as on one device: the same bits.
     """
     mesh = jax.sharding.Mesh(np.asarray(devices), (_RUNS,))
     P = jax.sharding.PartitionSpec
@@ -336,7 +336,7 @@ def _split_runs(problem, step, grid, x, opt_state, state_axes, chunk, devices):
     grid_axis = None if problem.stochastic else 0
     hyper_local = [local(grid[k], grid_axis) for k in names]
     x_spec = spec(run_axis)
-    sampler_spec = sampling.SamplerState(P(_RUNS), P(_RUNS)) if problem.stochastic else None
+    sampler_spec = windows.SamplerState(P(_RUNS), P(_RUNS)) if problem.stochastic else None
     carry_spec = Carry(x_spec, state_spec, x_spec, x_spec, x_spec, sampler_spec)
     grid_spec = {k: spec(grid_axis) for k in names}
     keys_spec = P(_RUNS) if problem.stochastic else P()
@@ -449,7 +449,7 @@ def _staged_piece(problem, step, hyper, x, opt_state, state_axes, chunk, unroll=
 
         def run_settings(i, varied):
             res = tuple(jax.lax.dynamic_index_in_dim(b, i, keepdims=False) for b in buffers)
-            flags = (sampling.is_big(mask, done + i),) if mask is not None else ()
+            flags = (windows.is_big(mask, done + i),) if mask is not None else ()
             return tuple(per_settings((*hyper, *flags, *varied), res))
 
         if unroll == 1:
@@ -480,7 +480,7 @@ def _staged_piece(problem, step, hyper, x, opt_state, state_axes, chunk, unroll=
     def piece(carry: Carry, grid, seed_keys, t0, n):
         hyper = [squeeze(grid[k]) for k in sorted(grid)]
         if problem.stochastic:
-            mask, sampler = sampling.window(seed_keys, carry.sampler, t0, n, chunk, problem.p)
+            mask, sampler = windows.window(seed_keys, carry.sampler, t0, n, chunk, problem.p)
         else:
             mask, sampler = None, carry.sampler
         state = treedef.flatten_up_to(carry.opt_state)

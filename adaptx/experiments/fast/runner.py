@@ -16,12 +16,16 @@ import numpy as np
 from adaptx.experiments import sampling
 from adaptx.experiments.contract import Result, SweepInputs
 from adaptx.experiments.fast import options as xla_options
-from adaptx.experiments.fast import program
+from adaptx.experiments.fast import program, windows
 from adaptx.experiments.fast.devices import as_devices
 
 #: The batch axis is padded to a multiple of this many lanes per device, so that every run goes through
 #: the vector code of a program of the same layout (see :mod:`adaptx.experiments.fast.program`).
 LANES = 64
+
+#: The most bits of a window's big-step mask (``chunk x padded seeds``, 256 MiB): :func:`make_plan`
+#: lowers the chunk of a stochastic sweep with many seeds to stay within it (not below 256 steps).
+MAX_MASK_BITS = 2**31
 
 
 @dataclasses.dataclass(frozen=True)
@@ -34,7 +38,8 @@ class Plan:
       shape: the batch the program steps: ``(settings, seeds)`` padded to whole lanes for a stochastic
         problem, ``(settings,)`` padded for a deterministic one (one run per setting).
       devices: the devices the runs are split over, or ``None`` for jax's default device alone.
-      chunk: the most steps one compiled call runs.
+      chunk: the most steps one compiled call runs: the inputs' chunk, lowered for a stochastic sweep
+        so that the window's big-step mask holds at most :data:`MAX_MASK_BITS` bits.
       fast_compile: compiled for a fast start rather than a fast loop (see
         :mod:`adaptx.experiments.fast.options`).
       compiler_options: the XLA options of the program, ``None`` for XLA's defaults.
@@ -84,8 +89,10 @@ def make_plan(
     if devices is not None and len(devices) > runs:  # a device with no run of its own would run padding
         devices = as_devices(devices[:runs])
     lanes = LANES * (len(devices) if devices else 1)
+    chunk = inputs.chunk
     if inputs.problem.stochastic:
         shape = (inputs.num_settings, _round_up(inputs.seeds.size, lanes))
+        chunk = min(chunk, max(256, MAX_MASK_BITS // shape[1]))
     else:
         shape = (_round_up(inputs.num_settings, lanes),)
     if fast_compile is None:
@@ -95,7 +102,7 @@ def make_plan(
         chosen = xla_options.compiler_options(platform, bool(fast_compile))
     else:
         chosen = dict(compiler_options) or None
-    return Plan(platform, shape, devices, inputs.chunk, bool(fast_compile), chosen)
+    return Plan(platform, shape, devices, chunk, bool(fast_compile), chosen)
 
 
 def _pad(values: np.ndarray, n: int) -> np.ndarray:
@@ -143,7 +150,7 @@ def run_fast(
         problem, inputs.make_optimizer, dtype, grid, x, plan.chunk, plan.devices, plan.compiler_options
     )
     zeros = jnp.zeros_like(x)
-    sampler = sampling.init(seed_keys, problem.p) if problem.stochastic else None
+    sampler = windows.init(seed_keys, problem.p) if problem.stochastic else None
     carry = program.Carry(x, opt_state, zeros, zeros, zeros, sampler)
     if shardings is not None:
         carry, grid, seed_keys = jax.device_put((carry, grid, seed_keys), shardings)
