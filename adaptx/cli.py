@@ -44,8 +44,6 @@ from typing import Any
 
 from adaptx.argtypes import finite, floats, integer, names
 
-SETTINGS = ("online", "stochastic", "theorem1", "theorem3")
-
 #: The default output folder of ``adaptx reddi``.
 RESULTS_DIR = "reddi-results"
 
@@ -97,8 +95,15 @@ class HelpFormatter(argparse.RawDescriptionHelpFormatter):
 
 
 def _reddi_parser(sub: Any, prog: str) -> argparse.ArgumentParser:
+    import textwrap
+
     from adaptx.experiments.contract import MAX_LOG_POINTS, MAX_STEPS
     from adaptx.experiments.optimizers import OPTIMIZERS, SCHEDULES
+    from adaptx.experiments.settings import SETTINGS
+
+    listed = "; ".join(f"{s.name} ({s.summary})" for s in SETTINGS.values())
+    settings_text = "\n".join(textwrap.wrap(f"Settings: {listed}.", 96))
+    theorems = " and ".join(s.name for s in SETTINGS.values() if s.theorem)
 
     p = sub.add_parser(
         "reddi",
@@ -106,10 +111,8 @@ def _reddi_parser(sub: Any, prog: str) -> argparse.ArgumentParser:
         help="the AMSGrad paper's synthetic experiments (Adam vs AMSGrad vs AdaX)",
         description=(
             "Reproduce Reddi, Kale & Kumar (ICLR 2018), Section 3: linear losses on [-1, 1] where Adam\n"
-            "converges to the worst point +1. Settings: online (gradient 1010 every 101st step, else -10),\n"
-            "stochastic (1010 with probability p, else -10), theorem1 (C every 3rd step, else -1),\n"
-            "theorem3 (C with probability (1 + delta)/(C + 1), else -1). Lists are comma-separated; a\n"
-            "list of hyperparameters runs their full grid as one program.\n\n"
+            f"converges to the worst point +1.\n{settings_text}\n"
+            "Lists are comma-separated; a list of hyperparameters runs their full grid as one program.\n\n"
             f"Results (summary.csv, curves.csv, results.json, reddi.png) go to --out, by default\n"
             f"./{RESULTS_DIR}; a folder holding an earlier run's results is replaced only with --force.\n"
             "Counts accept 1e6 and 1_000_000.\n\n"
@@ -130,7 +133,7 @@ def _reddi_parser(sub: Any, prog: str) -> argparse.ArgumentParser:
         ),
         formatter_class=HelpFormatter,
     )
-    p.add_argument("--setting", type=names(SETTINGS, "setting"), default="online,stochastic",
+    p.add_argument("--setting", type=names(list(SETTINGS), "setting"), default="online,stochastic",
                    metavar="NAMES", help=f"problems to run: {', '.join(SETTINGS)} or all")
     p.add_argument("--optimizers", type=names(list(OPTIMIZERS), "optimizer"), default="adam,amsgrad,adax",
                    metavar="NAMES", help=f"optimizers to compare: {', '.join(OPTIMIZERS)} or all")
@@ -146,9 +149,9 @@ def _reddi_parser(sub: Any, prog: str) -> argparse.ArgumentParser:
     p.add_argument("--schedule", choices=list(SCHEDULES), default="constant",
                    help="constant step size γ, or the theory's α/√t (the paper's Figure 1)")
     p.add_argument("--b1", type=floats, default=None, metavar="LIST",
-                   help="β1 (default: 0.9; for theorem1 and theorem3: 0)")
+                   help=f"β1 (default: 0.9; for {theorems}: 0)")
     p.add_argument("--b2", type=floats, default=None, metavar="LIST",
-                   help="β2 of Adam and AMSGrad (default: 0.99; for theorem1 and theorem3: 1/(1+C²))")
+                   help=f"β2 of Adam and AMSGrad (default: 0.99; for {theorems}: 1/(1+C²))")
     p.add_argument("--adax-b2", type=floats, default="1e-4", metavar="LIST",
                    help="AdaX's β2, its growth rate (its authors' value)")
     p.add_argument("--p", type=finite, default="0.01", help="stochastic: probability of the big gradient")
@@ -157,7 +160,7 @@ def _reddi_parser(sub: Any, prog: str) -> argparse.ArgumentParser:
     p.add_argument("--delta", type=finite, default="0.1",
                    help="theorem3: the expected gradient δ in (0, C - 1)")
     p.add_argument("--x0", type=finite, default=None,
-                   help="starting point (default: 0; for theorem1 and theorem3: 1)")
+                   help=f"starting point (default: 0; for {theorems}: 1)")
     p.add_argument("--log-points", type=integer(1, MAX_LOG_POINTS), default="200", metavar="N",
                    help="logged steps per run (at most the number of steps)")
     p.add_argument("--spacing", choices=["log", "linear"], default="log", help="spacing of the logged steps")
@@ -202,36 +205,28 @@ def build_parser(prog: str = "adaptx") -> argparse.ArgumentParser:
 # ------------------------------------------------------------------------------------- reddi: checks
 
 
+def _constants(args: argparse.Namespace) -> Any:
+    from adaptx.experiments.settings import Constants
+
+    return Constants(p=args.p, C=args.C, delta=args.delta)
+
+
 def _problem_runs(args: argparse.Namespace) -> dict[str, Any]:
     """The problems of the chosen settings (their constructors check --p, --C and --delta)."""
-    from adaptx.experiments import Online, Stochastic, StochasticTheorem, theorem1
+    from adaptx.experiments.settings import SETTINGS
 
-    make = {
-        "online": Online,
-        "stochastic": lambda: Stochastic(p=args.p),
-        "theorem1": lambda: theorem1(args.C),
-        "theorem3": lambda: StochasticTheorem(C=args.C, delta=args.delta),
-    }
-    return {setting: make[setting]() for setting in args.setting}
-
-
-def _defaults(setting: str, name: str, args: argparse.Namespace) -> tuple[float, float, float]:
-    """``(b1, b2, x0)`` of ``setting`` for optimizer ``name`` when the command line does not give them."""
-    from adaptx.experiments import theorem1_betas
-    from adaptx.experiments.optimizers import DEFAULT_B2
-
-    if setting in ("theorem1", "theorem3"):
-        b1, b2 = theorem1_betas(args.C)
-        return b1, (DEFAULT_B2[name] if name in ("adax", "sgd") else b2), 1.0
-    return 0.9, DEFAULT_B2[name], 0.0
+    constants = _constants(args)
+    return {setting: SETTINGS[setting].problem(constants) for setting in args.setting}
 
 
 def _grids(args: argparse.Namespace) -> list[tuple[str, str, dict[str, list[float]], float]]:
     """``(setting, optimizer, hyperparameter lists, x0)`` of every sweep, in the order they run."""
-    out = []
+    from adaptx.experiments.settings import SETTINGS
+
+    constants, out = _constants(args), []
     for setting in args.setting:
         for name in args.optimizers:
-            b1_default, b2_default, x0_default = _defaults(setting, name, args)
+            b1_default, b2_default, x0_default = SETTINGS[setting].defaults(name, constants)
             b2 = args.adax_b2 if name == "adax" else (args.b2 or [b2_default])
             lists = {"learning_rate": args.lr, "b1": args.b1 or [b1_default], "b2": b2}
             out.append((setting, name, lists, x0_default if args.x0 is None else args.x0))
@@ -244,14 +239,15 @@ def _check_hyperparameters(args: argparse.Namespace, grids: list, problems: dict
     --x0 against each problem's ``domain``."""
     from adaptx.experiments import check_grid
     from adaptx.experiments.optimizers import factory
+    from adaptx.experiments.settings import SETTINGS
 
-    flags = {"learning_rate": "--lr", "b1": "--b1"}
+    flags, constants = {"learning_rate": "--lr", "b1": "--b1"}, _constants(args)
     for setting, name, lists, x0 in grids:
         low, high = problems[setting].domain
         if not low <= x0 <= high:
             raise UsageError(f"--x0 {x0:g}: x0 must lie in [{low:g}, {high:g}]")
         make = factory(name, args.schedule)
-        b1_default, b2_default, _ = _defaults(setting, name, args)
+        b1_default, b2_default, _ = SETTINGS[setting].defaults(name, constants)
         base = {"learning_rate": 1e-2, "b1": b1_default, "b2": b2_default}
         for key, values in lists.items():
             flag = flags.get(key) or ("--adax-b2" if name == "adax" else "--b2")
@@ -463,6 +459,7 @@ def _reddi(args: argparse.Namespace) -> int:
 def _run_reddi(args, problems, grids, devices_n, seeds, folder) -> int:
     from adaptx.experiments import report, run_devices, sweep
     from adaptx.experiments.optimizers import DISPLAY, factory
+    from adaptx.experiments.settings import SETTINGS
 
     err = sys.stderr
     if devices_n < args.devices:
@@ -485,12 +482,7 @@ def _run_reddi(args, problems, grids, devices_n, seeds, folder) -> int:
         print(f"adaptx reddi: {', '.join(args.setting)} x {', '.join(args.optimizers)}; "
               f"{args.steps:,} steps; {'; '.join(runs_text)}; {args.schedule} step size", file=err)
         print(f"adaptx reddi: results will go to {folder}{os.sep}", file=err)
-    titles = {
-        "online": "online: 1010 if t mod 101 = 1, else -10",
-        "stochastic": f"stochastic: 1010 w.p. {args.p:g}, else -10",
-        "theorem1": f"Theorem 1: {args.C:g} if t mod 3 = 1, else -1",
-        "theorem3": f"Theorem 3: {args.C:g} w.p. {(1 + args.delta) / (args.C + 1):.3g}, else -1",
-    }
+    titles = {setting: SETTINGS[setting].title(problem) for setting, problem in problems.items()}
     if not args.no_plot:
         report.preload_plotting()
     progress = Progress(args.quiet, len(grids))

@@ -101,3 +101,25 @@ def test_inv_sqrt_gives_the_papers_figure_1(tmp_path, capsys):
     assert adam_x[-1] > 0.9 and ams_x[-1] < -0.9
     assert ams_regret[-1] < 0.6 * ams_regret[at]  # on its way to 0
     assert ams_regret[-1] < 0.6 * runs["Adam"]["avg_regret"][0][0][-1]
+
+
+def test_the_iterate_panel_follows_the_problem_domain_and_optimum():
+    """The x_t panel used to assume x* = -1 on [-1, 1]: a problem on [0, 2] with x* = 0 gets its own
+    axis, dotted optimum and title."""
+    import dataclasses
+
+    @dataclasses.dataclass(frozen=True)
+    class Shifted(Online):
+        x_star: float = 0.0
+        domain: tuple = (0.0, 2.0)
+
+    fig = figure([("shifted", synthetic("Adam", Shifted()))])
+    try:
+        bottom = fig.axes[1]
+        lo, hi = bottom.get_ylim()
+        assert -0.1 < lo < 0 and 2 < hi < 2.1
+        dotted = [ln for ln in bottom.get_lines() if ln.get_linestyle() == ":"]
+        assert [tuple(ln.get_ydata()) for ln in dotted] == [(0.0, 0.0)]
+        assert "x* = 0 " in fig.get_suptitle()
+    finally:
+        plt.close(fig)

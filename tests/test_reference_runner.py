@@ -190,24 +190,3 @@ def test_fast_path_honours_the_problem_domain():
     np.testing.assert_allclose(fast.x, ref.x, rtol=0, atol=1e-6)
     np.testing.assert_allclose(fast.avg_regret, ref.avg_regret, rtol=1e-5, atol=1e-7)
     assert fast.x.max() > 1.0  # outside [-1, 1]: the old fixed projection would have cut it
-
-
-# ----------------------------------------------------------------------------- the new problem's CLI
-
-
-def test_cli_runs_theorem3(tmp_path, capsys, monkeypatch):
-    """``adaptx reddi --setting theorem3``: Theorem 3's Adam (β1 = 0, β2 = 1/(1 + C²), x_1 = 1 by
-    default) stays near the worst point +1 although E[c_t] = δ > 0 puts the optimum at -1."""
-    import json
-
-    from adaptx.cli import main
-
-    monkeypatch.setenv("ADAPTX_COMPILE_CACHE", "0")
-    argv = ["reddi", "--setting", "theorem3", "--C", "20", "--delta", "0.1", "--optimizers", "adam",
-            "--steps", "2000", "--seeds", "4", "--schedule", "inv-sqrt", "--lr", "0.5", "--log-points", "8",
-            "--out", str(tmp_path), "--format", "json", "--no-plot", "--quiet"]  # fmt: skip
-    assert main(argv) == 0
-    capsys.readouterr()
-    (row,) = json.loads((tmp_path / "results.json").read_text())["summary"]
-    assert (row["b1"], row["b2"]) == (0.0, pytest.approx(1 / 401))
-    assert row["x_T_mean"] > 0.9

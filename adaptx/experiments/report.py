@@ -407,6 +407,8 @@ def figure(
     for col, setting in enumerate(settings):
         top, bottom = axes[0, col], axes[1, col]
         mine = [res for s, res in results if s == setting]
+        low, high = mine[0].problem.domain  # a setting is one problem
+        x_star = mine[0].problem.x_star
         for res in mine:
             for i in range(res.num_settings):
                 lab = _setting_label(res, i)
@@ -422,7 +424,7 @@ def figure(
                         half = std if key == "x" else std / np.sqrt(res.seeds.size)
                         lo, hi = mean - half, mean + half
                         if key == "x":
-                            lo, hi = np.maximum(lo, -1), np.minimum(hi, 1)
+                            lo, hi = np.maximum(lo, low), np.minimum(hi, high)
                         ax.fill_between(res.t, lo, hi, color=c, alpha=0.18, lw=0)
         title = textwrap.wrap((titles or {}).get(setting, setting), chars)
         title_lines = max(title_lines, len(title))
@@ -432,14 +434,17 @@ def figure(
         top.axhline(0, color="0.5", lw=0.8, ls=":")
         bottom.set_ylabel(r"iterate $x_t$")
         bottom.set_xlabel("iteration t")
-        bottom.set_ylim(-1.08, 1.08)
-        bottom.axhline(-1, color="0.5", lw=0.8, ls=":")
+        pad = 0.04 * (high - low)
+        bottom.set_ylim(low - pad, high + pad)
+        bottom.axhline(x_star, color="0.5", lw=0.8, ls=":")
         for ax in (top, bottom):
             if log_t:
                 ax.set_xscale("log")
             ax.grid(alpha=0.3)
+    optima = {res.problem.x_star for _, res in results}
+    optimum = f"x* = {optima.pop():g}" if len(optima) == 1 else "x*"
     suptitle = (
-        "Reddi et al. (2018), synthetic problems: the optimum is x* = -1 (dotted); lines: mean over "
+        f"Reddi et al. (2018), synthetic problems: the optimum is {optimum} (dotted); lines: mean over "
         "seeds; bands: ±1 std of $x_t$, ±1 standard error of the mean $R_t/t$"
     )
     suptitle_lines = textwrap.wrap(suptitle, int(width * 14))

@@ -13,13 +13,15 @@ package:
   devices;
 * :mod:`~adaptx.experiments.fast.staging`: the jaxpr interpreter that cuts a step into its shared and
   per-setting parts;
+* :mod:`~adaptx.experiments.fast.windows`: the big steps of a window of steps, drawn ahead for all
+  seeds as a bit mask;
 * :mod:`~adaptx.experiments.fast.options`: the XLA:CPU compiler options, per program;
 * :mod:`~adaptx.experiments.fast.devices`: the ``devices`` argument and :func:`run_devices`.
 
 Why a CPU needs this. A step of the paper's problem is a handful of scalar operations per run; XLA:CPU
 launches a kernel per fused operation, and a launch costs more than the arithmetic of a few thousand
-runs. The fast path cuts the kernels per step (and the copies XLA:CPU would insert) and ran the
-stochastic sweep ~23x faster than a ``fold_in`` baseline on 2 cores (docs/speed.md). On a GPU or TPU
+runs. The fast path cuts the kernels per step (and the copies XLA:CPU would insert); docs/speed.md
+measures it against straightforward ``lax.scan`` baselines. On a GPU or TPU
 the premises differ (a 256-step stage is launch-bound there), so those backends get the reference.
 
 Example:
