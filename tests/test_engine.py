@@ -82,6 +82,7 @@ TORCH_CASES = {
     "adax": lambda: adaptx.torch_compat.adax(),
     "adaxw": lambda: adaptx.torch_compat.adaxw(),
     "hf_adamw": lambda: adaptx.torch_compat.hf_adamw(weight_decay=1e-2),
+    "labml_adam": lambda: adaptx.torch_compat.labml_adam(weight_decay=1e-2, weight_decouple=False),
     "labml_amsgrad": lambda: adaptx.torch_compat.labml_amsgrad(weight_decay=1e-2, absolute=True),
 }
 
@@ -91,7 +92,7 @@ def test_grouped_torch_compat_states_ungroup_to_the_per_leaf_state(name):
     """group/ungroup/grouped work for every torch_compat state, NAdam's scalar product of momenta
     included: three eager steps, updates equal to the per-leaf ones (to 1e-6: eagerly, XLA compiles the
     two layouts as different programs) and the ungrouped state has the per-leaf state's structure."""
-    params = {k: v for k, v in _params().items() if k != "h"}
+    params = _params()
     leafwise, grouped = TORCH_CASES[name](), engine.grouped(TORCH_CASES[name]())
     s1, s2 = leafwise.init(params), grouped.init(params)
     for g in _grads(params, 3):
@@ -104,6 +105,28 @@ def test_grouped_torch_compat_states_ungroup_to_the_per_leaf_state(name):
     assert jax.tree.structure(flat) == jax.tree.structure(s1)
     for a, b in zip(jax.tree.leaves(flat), jax.tree.leaves(s1), strict=True):
         np.testing.assert_allclose(np.asarray(a), np.asarray(b), rtol=1e-6, atol=1e-12)
+
+
+@pytest.mark.parametrize("name", sorted(TORCH_CASES))
+def test_carried_groups_run_every_torch_compat_optimizer(name):
+    """torch_compat optimizers on parameters carried as ``engine.group(params)``: three eager steps give
+    the per-leaf updates (to 1e-6, as above) and a state that ungroups to the per-leaf one."""
+    params = _params()
+    leafwise, carried = TORCH_CASES[name](), TORCH_CASES[name]()
+    gp = engine.group(params)
+    s1, s2 = leafwise.init(params), carried.init(gp)
+    for g in _grads(params, 3):
+        u1, s1 = leafwise.update(g, s1, params)
+        u2, s2 = carried.update(engine.group(g, like=gp), s2, gp)
+        flat = engine.ungroup(u2)
+        for k in params:
+            np.testing.assert_allclose(np.asarray(flat[k], np.float32), np.asarray(u1[k], np.float32),
+                                       rtol=1e-6, atol=1e-12)
+    flat = engine.ungroup(s2)
+    assert jax.tree.structure(flat) == jax.tree.structure(s1)
+    for a, b in zip(jax.tree.leaves(flat), jax.tree.leaves(s1), strict=True):
+        np.testing.assert_allclose(np.asarray(a, np.float32), np.asarray(b, np.float32),
+                                   rtol=1e-6, atol=1e-12)
 
 
 def test_grouped_refuses_a_block_that_is_not_elementwise():

@@ -1,39 +1,32 @@
-"""adaptx.experiments: the AMSGrad paper's synthetic problems.
+"""adaptx.experiments' sweeps: their numbers on the AMSGrad paper's synthetic problems.
 
 References are independent of adaptx: NumPy float64 loops written from the problem definitions and the
-Adam / SGD formulas, the geometric law written from its definition, and the paper's (and labml's)
-qualitative outcomes. Step counts are modest so the file runs in well under a minute.
+Adam / SGD formulas, and the paper's (and labml's) qualitative outcomes. Step counts are modest so the
+file runs in well under a minute. (The sampler: test_sampling.py and test_windows.py; devices:
+test_sweep_devices.py; inputs: test_sweep_inputs.py; compilation: test_sweep_compile.py.)
 """
 
 from __future__ import annotations
 
 import math
-import textwrap
 
 import jax
-import jax.numpy as jnp
 import numpy as np
 import optax
 import pytest
-from harness import run_python
 
 import adaptx
 from adaptx.experiments import (
     Online,
     Stochastic,
-    fast,
-    log_times,
     optimizers,
     product_grid,
     run,
-    run_devices,
     sampling,
     sweep,
     theorem1,
     theorem1_betas,
 )
-from adaptx.experiments.contract import prepare
-from adaptx.experiments.fast import make_plan, run_fast, windows
 
 B1, B2, LR = 0.9, 0.99, 1e-2
 # Shared transformations: the runner caches a compiled program per (problem, transformation, shapes), so
@@ -309,255 +302,8 @@ def test_chunking_invariance(problem):
     np.testing.assert_array_equal(dense.x[..., common], ref.x[..., np.isin(ref.t, dense.t)])
 
 
-def test_cpu_compile_options_keep_the_numbers():
-    """On a CPU the sweep's program is compiled with XLA's region-based copy insertion, an option that
-    only drops copies: the same bits as XLA's defaults (``compiler_options={}``) for an online grid (two
-    steps per loop iteration) and the stochastic problem. (These programs are compiled for a fast loop,
-    as long sweeps are; test_sweep_compile.py compares the fast-start ones.)"""
-    make = lambda learning_rate: adaptx.adam(learning_rate, B1, B2)  # noqa: E731
-    cases = [
-        prepare(make, Online(), grid={"learning_rate": [1e-2, 1e-3]}, steps=1_500, log_points=8),
-        prepare(ADAM, Stochastic(), seeds=[0, 1], steps=1_500, log_points=8),
-    ]
-    for inputs in cases:
-        tuned = run_fast(inputs, plan=make_plan(inputs, fast_compile=False))
-        plain = run_fast(inputs, plan=make_plan(inputs, fast_compile=False, compiler_options={}))
-        if jax.default_backend() == "cpu":
-            assert tuned.plan.compiler_options == fast.CPU_OPTIONS
-        assert plain.plan.compiler_options is None
-        np.testing.assert_array_equal(plain.x, tuned.x)
-        np.testing.assert_array_equal(plain.avg_regret, tuned.avg_regret)
-
-
 def test_reproducible_and_seeds_differ():
     a = run(ADAM, Stochastic(), steps=2_000, seeds=[0, 1], log_points=5)
     b = run(ADAM, Stochastic(), steps=2_000, seeds=[0, 1], log_points=5)
     np.testing.assert_array_equal(a.x, b.x)
     assert not np.array_equal(a.x[0, 0], a.x[0, 1])
-
-
-# --------------------------------------------------------------------------------- the sampler
-
-
-def test_gap_inversion_is_exact():
-    """K - 1 = floor(log U / log(1 - p)) for U = (w + 1/2) / 2^64, computed in float64, for random
-    64-bit words and the extreme ones; the table draws it with integer comparisons only."""
-    p = 0.01
-    rng = np.random.default_rng(0)
-    w1 = np.concatenate([rng.integers(0, 2**32, 20_000), [0, 0, 2**32 - 1, 2**31, 1]]).astype(np.uint32)
-    w2 = np.concatenate([rng.integers(0, 2**32, 20_000), [0, 1, 2**32 - 1, 0, 0]]).astype(np.uint32)
-    hi, lo = sampling.thresholds(p)
-    got = np.asarray(sampling._gap_from_table(jnp.asarray(w1), jnp.asarray(w2), hi, lo))
-    fast = np.asarray(sampling._gap_from_guess(jnp.asarray(w1), jnp.asarray(w2), hi, lo, p))
-    np.testing.assert_array_equal(fast, got)
-    u = (w1.astype(np.float64) * 2.0**32 + w2.astype(np.float64) + 0.5) / 2.0**64
-    expected = np.floor(np.log(u) / np.log1p(-p)).astype(np.int64)
-    np.testing.assert_array_equal(got, expected)
-    # the table itself: T_k = floor((1-p)^k 2^64 - 1/2), decreasing
-    t = hi.astype(np.float64) * 2.0**32 + lo.astype(np.float64)
-    k = np.arange(1, 4000)
-    np.testing.assert_allclose(t[k], np.floor((1 - p) ** k * 2.0**64 - 0.5), rtol=1e-12, atol=2)
-
-
-@pytest.mark.parametrize("p", [0.5, 0.01, 1e-3])
-def test_gap_guess_matches_the_table_at_every_threshold(p):
-    """The one-threshold inversion equals the bisection for random words and for the words at, just
-    below and just above every threshold T_k (the ties of the high halves, read only when some word
-    of the batch has one, included), at a large, the usual and a small p."""
-    hi, lo = sampling.thresholds(p)
-    t = [(int(h) << 32) | int(w) for h, w in zip(hi, lo, strict=True)]
-    ks = np.unique(np.linspace(0, len(t) - 1, 3000).astype(int))
-    edge = sorted({min(max(t[k] + d, 0), 2**64 - 1) for k in ks for d in (-1, 0, 1)})
-    rng = np.random.default_rng(1)
-    rand = [int(a) << 32 | int(b) for a, b in rng.integers(0, 2**32, (5000, 2), dtype=np.uint64)]
-    words = np.array(edge + rand + [0, 1, 2**64 - 1], dtype=np.uint64)
-    w1 = jnp.asarray((words >> np.uint64(32)).astype(np.uint32))
-    w2 = jnp.asarray((words & np.uint64(0xFFFFFFFF)).astype(np.uint32))
-    table = jax.jit(lambda a, b: sampling._gap_from_table(a, b, hi, lo))
-    guess = jax.jit(lambda a, b: sampling._gap_from_guess(a, b, hi, lo, p))
-    want = np.asarray(table(w1, w2))
-    np.testing.assert_array_equal(np.asarray(guess(w1, w2)), want)
-    # the random words alone (no tie among them: the branch without the low halves)
-    some = slice(len(edge), len(edge) + len(rand))
-    np.testing.assert_array_equal(np.asarray(guess(w1[some], w2[some])), want[some])
-
-
-def test_threefry_is_jax_threefry():
-    """The hash written out is Threefry-2x32-20: Random123's published test vectors, and the words of
-    ``jax.random.fold_in(key, i)`` for random keys and counters up to 2^31 - 1."""
-    vectors = [  # key, counter, hash
-        ((0, 0), (0, 0), (0x6B200159, 0x99BA4EFE)),
-        ((0xFFFFFFFF, 0xFFFFFFFF), (0xFFFFFFFF, 0xFFFFFFFF), (0x1CB996FC, 0xBB002BE7)),
-        ((0x13198A2E, 0x03707344), (0x243F6A88, 0x85A308D3), (0xC4923A9C, 0x483DF7A0)),
-    ]
-    for key, counter, want in vectors:
-        got = sampling.threefry2x32(*np.uint32(key), *np.uint32(counter))
-        assert [int(w) for w in got] == list(want)
-    keys = sampling.keys(np.arange(0, 2**32 - 1, 2**32 // 40))
-    counters = jnp.asarray([0, 1, 2, 1000, 123_456_789, 2**31 - 1], jnp.int32)
-    got = jax.jit(jax.vmap(lambda k: sampling.words(k, counters)))(keys)
-    fold = jax.vmap(lambda k: jax.vmap(lambda i: jax.random.key_data(jax.random.fold_in(k, i)))(counters))
-    want = jax.jit(fold)(keys)
-    np.testing.assert_array_equal(np.asarray(got[0]), np.asarray(want[..., 0]))
-    np.testing.assert_array_equal(np.asarray(got[1]), np.asarray(want[..., 1]))
-
-
-def test_exponential_fallback_matches_float64():
-    """The float32 fallback for tiny p: E = -log U with full relative precision in the tail."""
-    rng = np.random.default_rng(0)
-    w1 = np.concatenate([rng.integers(1, 2**32, 2000), [1, 2**31, 2**32 - 1, 12345]])
-    w2 = np.concatenate([rng.integers(0, 2**32, 2000), [0, 0, 2**32 - 1, 99]])
-    u = (w1.astype(np.float64) * 2.0**32 + w2.astype(np.float64) + 0.5) / 2.0**64
-    got = sampling.exponential_from_bits(jnp.asarray(w1, jnp.uint32), jnp.asarray(w2, jnp.uint32))
-    np.testing.assert_allclose(np.asarray(got), -np.log(u), rtol=1e-6, atol=2.0**-22)
-    assert sampling.thresholds(1e-6) is None  # such a p takes the fallback
-    assert int(jax.jit(sampling.gap, static_argnums=2)(sampling.keys([0])[0], 0, 1e-6)) >= 1
-
-
-def test_geometric_gaps_law():
-    """Gaps of many seeds: P(K = 1) = p, P(K > k) = (1-p)^k, mean 1/p, within 5 standard errors."""
-    p, n_seeds, n_gaps = 0.01, 500, 200
-    keys = sampling.keys(np.arange(n_seeds))
-    draw = jax.jit(jax.vmap(lambda k: jax.vmap(lambda i: sampling.gap(k, i, p))(jnp.arange(n_gaps))))
-    gaps = draw(keys)
-    g = np.asarray(gaps).ravel().astype(np.float64)
-    n = g.size
-    assert g.min() >= 1
-    for k in (0, 1, 50, 100, 300):
-        q = (1 - p) ** k
-        assert abs((g > k).mean() - q) < 5 * math.sqrt(q * (1 - q) / n) + 1e-12, k
-    assert abs(g.mean() - 1 / p) < 5 * math.sqrt((1 - p) / p**2 / n)
-
-
-def draw_masks(keys, p, size, lengths, batch=None):
-    """The big steps of windows of the given lengths, one after the other, as the runner draws them:
-    bool ``[steps, seeds]``, the sampler state after them and the number of steps. Checks that no bit
-    past a window's length is set."""
-    window = jax.jit(lambda *a: windows.window(*a, size=size, p=p, batch=batch))
-    state, masks, t0 = windows.init(keys, p), [], 0
-    for n in lengths:
-        bits, state = window(keys, state, jnp.int32(t0), jnp.int32(n))
-        mask = windows.unpack(bits, size)
-        assert not mask[n:].any()
-        masks.append(mask[:n])
-        t0 += n
-    return np.concatenate(masks), state, t0
-
-
-def test_window_masks_are_bernoulli_steps():
-    """The masks the runner reads, window after window, mark exactly each seed's big steps; their rate
-    is p and consecutive steps are independent."""
-    p = 0.01
-    big, _, t0 = draw_masks(sampling.keys(np.arange(128)), p, 4096, (1, 100, 4096, 3000, 4096))
-    for s in (0, 77):
-        np.testing.assert_array_equal(np.flatnonzero(big[:, s]) + 1, sampling.big_steps(int(s), t0, p))
-    n = big.size
-    assert abs(big.mean() - p) < 5 * math.sqrt(p * (1 - p) / n)
-    after_big = big[1:][big[:-1]]  # P(big at t+1 | big at t) = p
-    assert abs(after_big.mean() - p) < 5 * math.sqrt(p * (1 - p) / after_big.size)
-
-
-def test_window_batch_size_does_not_change_the_big_steps():
-    """A round draws a fixed batch of gaps per seed and rounds repeat until every seed's window is
-    covered: with a batch of 3 gaps (many rounds per window: a 512-step window holds ~26 big steps) the
-    masks are the same as with the default batch, and they mark each seed's big steps."""
-    p, keys, lengths = 0.05, sampling.keys(np.arange(16)), (7, 512, 300)
-    default, state, steps = draw_masks(keys, p, 512, lengths)
-    small, small_state, _ = draw_masks(keys, p, 512, lengths, batch=3)
-    np.testing.assert_array_equal(small, default)
-    np.testing.assert_array_equal(np.asarray(small_state.drawn), np.asarray(state.drawn))
-    for s in (0, 9):
-        np.testing.assert_array_equal(np.flatnonzero(small[:, s]) + 1, sampling.big_steps(s, steps, p))
-
-
-# ------------------------------------------------------------------------------------ devices
-
-SPLIT = textwrap.dedent(
-    """
-    import numpy as np, jax, adaptx
-    from adaptx.experiments import Online, Stochastic, run_devices, sweep
-    four = run_devices(4)  # jax has not started: splits the CPU into 4 devices
-    assert [d.platform for d in four] == ["cpu"] * 4 and jax.device_count() == 4
-    try:
-        run_devices(5)  # jax has started with 4 devices now
-    except ValueError as err:
-        assert "4 available" in str(err) and "already started" in str(err), err
-    else:
-        raise AssertionError("no error")
-    lr_b2 = {"learning_rate": [1e-2, 1e-3], "b2": [0.99, 0.999]}
-    one = jax.devices()[2:3]  # one device, not the default one
-    cases = [  # (optimizer or factory, problem, keyword arguments, device sets)
-        # per-seed moments shared by the settings (AdaX's complex state); 70 seeds pad to 64 a device
-        (lambda learning_rate: adaptx.adax(learning_rate), Stochastic(),
-         dict(seeds=70, grid={"learning_rate": [1e-2, 3e-3]}), [four]),
-        # per-seed moments per setting
-        (lambda learning_rate, b2: adaptx.adam(learning_rate, b2=b2), Stochastic(),
-         dict(seeds=9, grid=lr_b2), [2]),
-        # online: the settings are split; AMSGrad's moments are per setting in a grid over b2
-        (lambda learning_rate, b2: adaptx.amsgrad(learning_rate, b2=b2), Online(),
-         dict(grid={"learning_rate": np.geomspace(1e-3, 1e-1, 35).repeat(2), "b2": [0.99, 0.9] * 35}),
-         [4, one]),
-    ]
-    for opt, problem, kw, device_sets in cases:
-        ref = sweep(opt, problem, steps=2000, log_points=20, chunk=700, **kw)
-        for devices in device_sets:
-            got = sweep(opt, problem, steps=2000, log_points=20, chunk=700, devices=devices, **kw)
-            assert np.array_equal(ref.x, got.x), (problem, devices)
-            assert np.array_equal(ref.avg_regret, got.avg_regret), (problem, devices)
-    print("OK")
-    """
-)
-
-
-def test_runs_split_over_devices_give_the_same_bits():
-    """In a fresh process, run_devices(4) splits the CPU into 4 devices (and says why it cannot once jax
-    has started). A sweep split over 2 or 4 of them, or run on another device than the default one,
-    gives the numbers of the one-device sweep to the bit: seeds sharing their moments across settings,
-    seeds with moments per setting, and online settings with moments per setting."""
-    res = run_python(SPLIT, XLA_FLAGS=None)
-    assert res.returncode == 0, res.stderr[-3000:]
-    assert res.stdout.strip().endswith("OK")
-
-
-def test_invalid_devices():
-    jax.devices()  # jax has started: run_devices can no longer split the CPU
-    opt = adaptx.adam(LR)
-    for bad in (0, -1, len(jax.devices()) + 1):
-        with pytest.raises(ValueError, match="devices must be between 1"):
-            sweep(opt, Online(), steps=10, devices=bad)
-    for bad in ("cpu", [jax.devices()[0], jax.devices()[0]], [], [1, 2]):
-        with pytest.raises(ValueError, match="devices must be"):
-            sweep(opt, Online(), steps=10, devices=bad)
-    for bad in (0, 1.5, True):
-        with pytest.raises(ValueError, match="n must be a positive int"):
-            run_devices(bad)
-    with pytest.raises(ValueError, match="available"):
-        run_devices(len(jax.devices()) + 1)
-
-
-# ------------------------------------------------------------------------------------- errors
-
-
-def test_invalid_arguments():
-    with pytest.raises(ValueError, match="C"):
-        theorem1(2.0)
-    with pytest.raises(ValueError, match="big"):
-        Online(period=101, big=900.0, small=10.0)
-    with pytest.raises(ValueError, match="p"):
-        Stochastic(p=1.5)
-    opt = adaptx.adam(LR)
-    with pytest.raises(ValueError, match="x0"):
-        run(opt, Online(), steps=10, x0=2.0)
-    with pytest.raises(ValueError, match="steps"):
-        run(opt, Online(), steps=0)
-    with pytest.raises(ValueError, match="same length"):
-        sweep(lambda learning_rate, b2: adaptx.adam(learning_rate, b2=b2), Online(), steps=10,
-              grid={"learning_rate": [1e-2, 1e-3], "b2": [0.9]})
-    with pytest.raises(ValueError, match="spacing"):
-        log_times(100, 10, "cubic")
-
-
-def test_log_times():
-    ts = log_times(10_000_000, 200)
-    assert ts[0] == 1 and ts[-1] == 10_000_000 and np.all(np.diff(ts) > 0)
-    assert log_times(1000, 10, "linear").tolist() == list(range(100, 1001, 100))

@@ -19,6 +19,7 @@ from adaptx.experiments.fast import (
     FAST_COMPILE_WORK,
     compiler_options,
     make_plan,
+    run_fast,
     supported,
 )
 
@@ -74,3 +75,23 @@ def test_the_choice_follows_the_work():
     assert plan(10, 2, fast_compile=False).fast_compile is False
     online = make_plan(prepare(ADAM, Online(), steps=2**25 // 64 + 1, seeds=1000))
     assert online.shape == (64,) and not online.fast_compile  # one run stands for the seeds
+
+
+def test_cpu_compile_options_keep_the_numbers():
+    """On a CPU the sweep's program is compiled with XLA's region-based copy insertion, an option that
+    only drops copies: the same bits as XLA's defaults (``compiler_options={}``) for an online grid (two
+    steps per loop iteration) and the stochastic problem. (These programs are compiled for a fast loop,
+    as long sweeps are; the tests above compare the fast-start ones.)"""
+    make = lambda learning_rate: adaptx.adam(learning_rate, 0.9, 0.99)  # noqa: E731
+    cases = [
+        prepare(make, Online(), grid={"learning_rate": [1e-2, 1e-3]}, steps=1_500, log_points=8),
+        prepare(ADAM, Stochastic(), seeds=[0, 1], steps=1_500, log_points=8),
+    ]
+    for inputs in cases:
+        tuned = run_fast(inputs, plan=make_plan(inputs, fast_compile=False))
+        plain = run_fast(inputs, plan=make_plan(inputs, fast_compile=False, compiler_options={}))
+        if jax.default_backend() == "cpu":
+            assert tuned.plan.compiler_options == CPU_OPTIONS
+        assert plain.plan.compiler_options is None
+        np.testing.assert_array_equal(plain.x, tuned.x)
+        np.testing.assert_array_equal(plain.avg_regret, tuned.avg_regret)

@@ -10,7 +10,6 @@ from __future__ import annotations
 import jax
 import numpy as np
 import pytest
-from harness import run_python
 
 import adaptx
 from adaptx.experiments import (
@@ -23,6 +22,7 @@ from adaptx.experiments import (
     run,
     sampling,
     sweep,
+    theorem1,
 )
 from adaptx.experiments.contract import prepare
 from adaptx.experiments.fast import make_plan
@@ -133,27 +133,31 @@ def test_the_fast_path_bounds_the_big_step_mask():
     assert make_plan(prepare(ADAM, Online(), seeds=2**20, chunk=2**20, steps=10**7)).chunk == 2**20
 
 
-DEVICES = """
-import numpy as np
-import adaptx
-from adaptx.experiments import Online, Stochastic, run, run_devices, sweep
-devices = run_devices(4)
-opt = adaptx.adam(1e-2, 0.9, 0.99)
-one = run(opt, Stochastic(), seeds=[0, 1], steps=600, log_points=6)
-four = run(opt, Stochastic(), seeds=[0, 1], steps=600, log_points=6, devices=devices)
-assert one.plan.devices is None and four.plan.devices == tuple(devices[:2]), four.plan
-assert four.plan.shape == (1, 128), four.plan  # 64 lanes per device
-np.testing.assert_array_equal(four.x, one.x)
-make = lambda learning_rate: adaptx.adam(learning_rate, 0.9, 0.99)
-res = sweep(make, Online(), grid={"learning_rate": [1e-2, 1e-3, 1e-4]}, steps=600, devices=4)
-assert res.plan.devices == tuple(devices[:3]), res.plan
-print("OK")
-"""
 
 
-def test_devices_beyond_the_runs_are_left_out():
-    """Two seeds on four devices run on two of them (a device without a run of its own would only run
-    padding: 64 copies of the last seed), three online settings on three; the same numbers as on one."""
-    res = run_python(DEVICES, XLA_FLAGS=None)
-    assert res.returncode == 0, res.stderr[-3000:]
-    assert res.stdout.strip().endswith("OK")
+# ------------------------------------------------------------------------------------- errors
+
+
+def test_invalid_arguments():
+    with pytest.raises(ValueError, match="C"):
+        theorem1(2.0)
+    with pytest.raises(ValueError, match="big"):
+        Online(period=101, big=900.0, small=10.0)
+    with pytest.raises(ValueError, match="p"):
+        Stochastic(p=1.5)
+    opt = adaptx.adam(1e-2)
+    with pytest.raises(ValueError, match="x0"):
+        run(opt, Online(), steps=10, x0=2.0)
+    with pytest.raises(ValueError, match="steps"):
+        run(opt, Online(), steps=0)
+    with pytest.raises(ValueError, match="same length"):
+        sweep(lambda learning_rate, b2: adaptx.adam(learning_rate, b2=b2), Online(), steps=10,
+              grid={"learning_rate": [1e-2, 1e-3], "b2": [0.9]})
+    with pytest.raises(ValueError, match="spacing"):
+        log_times(100, 10, "cubic")
+
+
+def test_log_times():
+    ts = log_times(10_000_000, 200)
+    assert ts[0] == 1 and ts[-1] == 10_000_000 and np.all(np.diff(ts) > 0)
+    assert log_times(1000, 10, "linear").tolist() == list(range(100, 1001, 100))
