@@ -42,7 +42,7 @@ def opaque_round(x: jax.Array, dtype) -> jax.Array:
     XLA contracts a multiply feeding an add into one fused multiply-add, which would skip a rounding
     PyTorch does (measured on XLA:CPU: 25% of θ·f + u differ by an ulp). A select on ``x == x`` is
     opaque to that contraction and changes no value (NaN stays NaN). A compiler could fold the select
-    away, so ``tests/test_torch_rounding.py`` checks, with the compiler options users get, that the
+    away, so ``tests/test_torch_blocks.py`` checks, with the compiler options users get, that the
     compiled program keeps it and that θ·f + u rounds twice. (``lax.optimization_barrier`` also blocks
     the contraction but measured 1.4e-5 of the movement from PyTorch's AdamW, against 0.7e-5 here: it
     also keeps XLA from contracting the products PyTorch's own kernels compute with one rounding.)
