@@ -161,3 +161,18 @@ def test_log_times():
     ts = log_times(10_000_000, 200)
     assert ts[0] == 1 and ts[-1] == 10_000_000 and np.all(np.diff(ts) > 0)
     assert log_times(1000, 10, "linear").tolist() == list(range(100, 1001, 100))
+
+
+def test_a_problem_without_the_problem_members_is_refused():
+    """Before anything is traced, with the members named (the runners read all of them)."""
+
+    class NoDescribe:
+        x_star, domain, stochastic = -1.0, (-1.0, 1.0), False
+
+        def gradient(self, t, big=None, dtype=np.float32):
+            return t * 0.0
+
+    for problem in (object(), NoDescribe()):
+        for runner in RUNNERS:
+            with pytest.raises(ValueError, match="members of adaptx.experiments.Problem"):
+                sweep(ADAM, problem, steps=10, runner=runner)

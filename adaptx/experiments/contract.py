@@ -360,7 +360,10 @@ def prepare(
     if not callable(make_optimizer):
         raise ValueError(f"make_optimizer must be callable, got {make_optimizer!r}")
     if not isinstance(problem, Problem):
-        raise ValueError(f"problem must have x_star, domain, stochastic and gradient, got {problem!r}")
+        raise ValueError(
+            "problem must have the members of adaptx.experiments.Problem (x_star, domain, stochastic, "
+            f"gradient, describe), got {problem!r}"
+        )
     if isinstance(seeds, (int, np.integer)) and not isinstance(seeds, bool):
         if seeds < 1:
             raise ValueError(f"seeds must be a positive int or a 1-D sequence of ints, got {seeds!r}")
