@@ -24,6 +24,7 @@ import functools
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Protocol
 
+import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
@@ -286,6 +287,28 @@ class SweepInputs:
         ``chunk``, increasing; a compiled call runs the steps from one cut to the next."""
         chunks = np.arange(self.chunk, self.steps, self.chunk, dtype=np.int64)
         return np.union1d(self.times, chunks).tolist()
+
+    def drive(
+        self, piece: Callable[[Any, Any, Any], Any], state: Any,
+        progress: Callable[[int, int], None] | None = None,
+    ) -> tuple[list, list]:
+        """Call ``state = piece(state, t0, n)`` for the steps between consecutive :meth:`cuts` (int32
+        ``t0`` steps done, ``n`` to take), keeping on the device, at each logged step, the iterates
+        ``state.x`` and the regret's ``(state.regret, state.partial, state.compensation)``; returns
+        them read back to the host (the arguments of :meth:`result`, before any trimming).
+        ``progress(done, steps)`` is called after each call, once the device is done with it."""
+        logged = set(self.times.tolist())
+        xs, sums, done = [], [], 0
+        for end in self.cuts():
+            state = piece(state, jnp.int32(done), jnp.int32(end - done))
+            done = end
+            if done in logged:  # kept on the device; read back once at the end
+                xs.append(state.x)
+                sums.append((state.regret, state.partial, state.compensation))
+            if progress is not None:
+                jax.block_until_ready(state.x)
+                progress(done, self.steps)
+        return jax.device_get((xs, sums))
 
     def result(self, xs: Sequence[np.ndarray], sums: Sequence[tuple], seconds: float, runner: str,
                plan: Any = None) -> Result:

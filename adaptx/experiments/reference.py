@@ -37,7 +37,7 @@ Example:
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable
 from typing import Any, NamedTuple
 
 import jax
@@ -45,7 +45,7 @@ import jax.numpy as jnp
 import optax
 
 from adaptx.experiments import sampling
-from adaptx.experiments.contract import DEFAULT_CHUNK, Result, SweepInputs, prepare
+from adaptx.experiments.contract import Result, SweepInputs, prepare
 from adaptx.experiments.problems import Problem
 
 Array = jax.Array
@@ -135,18 +135,7 @@ def run_reference(inputs: SweepInputs, progress: Callable[[int, int], None] | No
         return jax.lax.fori_loop(0, n, lambda i, s: step_all(hyper, keys, t0 + i + 1, s), state)
 
     state = jax.jit(init_all)(hyper, keys, x)
-    logged = set(inputs.times.tolist())
-    xs, sums, done = [], [], 0
-    for end in inputs.cuts():
-        state = piece(state, hyper, keys, jnp.int32(done), jnp.int32(end - done))
-        done = end
-        if done in logged:
-            xs.append(state.x)
-            sums.append((state.regret, state.partial, state.compensation))
-        if progress is not None:
-            jax.block_until_ready(state.x)
-            progress(done, inputs.steps)
-    xs, sums = jax.device_get((xs, sums))
+    xs, sums = inputs.drive(lambda s, t0, n: piece(s, hyper, keys, t0, n), state, progress)
     return inputs.result(xs, sums, time.perf_counter() - start, "reference")
 
 
@@ -154,21 +143,14 @@ def reference_sweep(
     make_optimizer: Callable[..., optax.GradientTransformation] | optax.GradientTransformation,
     problem: Problem,
     *,
-    steps: int,
-    seeds: Sequence[int] | int = 1,
-    grid: Mapping[str, Sequence[float]] | None = None,
-    x0: float = 0.0,
-    log_points: int = 200,
-    spacing: str = "log",
-    chunk: int = DEFAULT_CHUNK,
-    label: str = "",
     progress: Callable[[int, int], None] | None = None,
-    dtype: Any = jnp.float32,
+    **options: Any,
 ) -> Result:
     r"""Run ``make_optimizer(**setting)`` on ``problem`` for every setting of ``grid`` and every seed.
 
-    The arguments and the result are those of :func:`adaptx.experiments.sweep` (see there; they are
-    checked by :func:`~adaptx.experiments.contract.prepare`), so either runner's
+    The arguments and the result are those of :func:`adaptx.experiments.sweep` (see there): ``options``
+    are :func:`~adaptx.experiments.contract.prepare`'s keyword arguments (``steps``, ``seeds``,
+    ``grid``, ``x0``, ``log_points``, ``spacing``, ``chunk``, ``label``, ``dtype``), so either runner's
     :class:`~adaptx.experiments.Result` feeds the same reports. ``chunk`` bounds the steps of one
     compiled call (memory does not depend on it). A deterministic problem is run once per setting and
     its numbers given to every seed.
@@ -186,8 +168,4 @@ def reference_sweep(
       >>> [round(float(x), 1) for x in res.final_x()[:, 0]]  # heading for the worst point, +1
       [1.0, 0.4]
     """
-    inputs = prepare(
-        make_optimizer, problem, steps=steps, seeds=seeds, grid=grid, x0=x0, log_points=log_points,
-        spacing=spacing, chunk=chunk, label=label, dtype=dtype,
-    )
-    return run_reference(inputs, progress)
+    return run_reference(prepare(make_optimizer, problem, **options), progress)

@@ -155,19 +155,7 @@ def run_fast(
     if shardings is not None:
         carry, grid, seed_keys = jax.device_put((carry, grid, seed_keys), shardings)
 
-    logged = set(inputs.times.tolist())
-    xs, sums = [], []
-    done = 0
-    for end in inputs.cuts():
-        carry = piece(carry, grid, seed_keys, jnp.int32(done), jnp.int32(end - done))
-        done = end
-        if done in logged:  # kept on the device; read back once at the end
-            xs.append(carry.x)
-            sums.append((carry.regret, carry.partial, carry.compensation))
-        if progress is not None:
-            jax.block_until_ready(carry.x)
-            progress(done, inputs.steps)
-    xs, sums = jax.device_get((xs, sums))
+    xs, sums = inputs.drive(lambda c, t0, n: piece(c, grid, seed_keys, t0, n), carry, progress)
 
     runs = inputs.run_seeds.size
 
