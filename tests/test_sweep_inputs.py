@@ -25,7 +25,7 @@ from adaptx.experiments import (
     theorem1,
 )
 from adaptx.experiments.contract import prepare
-from adaptx.experiments.fast import make_plan
+from adaptx.experiments.fast import make_plan, run_fast
 from adaptx.experiments.optimizers import factory
 
 ADAM = adaptx.adam(1e-2, 0.9, 0.99)
@@ -176,3 +176,36 @@ def test_a_problem_without_the_problem_members_is_refused():
         for runner in RUNNERS:
             with pytest.raises(ValueError, match="members of adaptx.experiments.Problem"):
                 sweep(ADAM, problem, steps=10, runner=runner)
+
+
+def test_a_plan_with_a_lowered_chunk_cuts_the_run_at_its_chunk():
+    """make_plan lowers the chunk for many seeds (the mask bound above); the run must then be cut at the
+    plan's chunk, not the inputs'. It was cut at the inputs' 8192 steps while each window's mask held
+    512: big steps past the mask were lost (wrong x, silently). Reference: the same sweep with chunk 512
+    asked for, and the default chunk (the numbers do not depend on the cut)."""
+    import dataclasses
+
+    inputs = prepare(ADAM, Stochastic(), steps=4096, seeds=8, log_points=3)
+    lowered = dataclasses.replace(make_plan(inputs), chunk=512)
+    got = run_fast(inputs, plan=lowered)
+    ref = sweep(ADAM, Stochastic(), steps=4096, seeds=8, log_points=3, chunk=512, runner="fast")
+    default = sweep(ADAM, Stochastic(), steps=4096, seeds=8, log_points=3, runner="fast")
+    assert got.plan.chunk == 512
+    np.testing.assert_array_equal(got.x, ref.x)
+    np.testing.assert_array_equal(got.x, default.x)
+
+
+def test_a_plan_made_for_other_inputs_is_refused():
+    few = prepare(ADAM, Stochastic(), steps=100, seeds=3)
+    many = prepare(ADAM, Stochastic(), steps=100, seeds=100)
+    with pytest.raises(ValueError, match="was not made for these inputs"):
+        run_fast(many, plan=make_plan(few))  # 64 lanes cannot hold 100 seeds
+    online = prepare(ADAM, Online(), steps=100)
+    with pytest.raises(ValueError, match="was not made for these inputs"):
+        run_fast(online, plan=make_plan(few))
+
+
+@pytest.mark.parametrize("dtype", ["foo", "int32", object])
+def test_a_dtype_that_is_not_floating_is_refused(dtype):
+    with pytest.raises(ValueError, match="dtype must be a floating dtype"):
+        prepare(ADAM, Online(), steps=10, dtype=dtype)

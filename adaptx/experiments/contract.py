@@ -400,7 +400,10 @@ def prepare(
         raise ValueError(f"x0 must lie in [{low:g}, {high:g}], got {x0!r}")
     if not isinstance(chunk, (int, np.integer)) or isinstance(chunk, bool) or chunk < 1:
         raise ValueError(f"chunk must be a positive int, got {chunk!r}")
-    dtype = jnp.dtype(dtype)
+    try:
+        dtype = jnp.dtype(dtype)
+    except TypeError:
+        raise ValueError(f"dtype must be a floating dtype, got {dtype!r}") from None
     if not jnp.issubdtype(dtype, jnp.floating):
         raise ValueError(f"dtype must be a floating dtype, got {dtype}")
     times = log_times(steps, log_points, spacing)

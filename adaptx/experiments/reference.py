@@ -37,7 +37,7 @@ Example:
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any, NamedTuple
 
 import jax
@@ -45,7 +45,7 @@ import jax.numpy as jnp
 import optax
 
 from adaptx.experiments import sampling
-from adaptx.experiments.contract import Result, SweepInputs, prepare
+from adaptx.experiments.contract import DEFAULT_CHUNK, Result, SweepInputs, prepare
 from adaptx.experiments.problems import Problem
 
 Array = jax.Array
@@ -143,14 +143,21 @@ def reference_sweep(
     make_optimizer: Callable[..., optax.GradientTransformation] | optax.GradientTransformation,
     problem: Problem,
     *,
+    steps: int,
+    seeds: Sequence[int] | int = 1,
+    grid: Mapping[str, Sequence[float]] | None = None,
+    x0: float = 0.0,
+    log_points: int = 200,
+    spacing: str = "log",
+    chunk: int = DEFAULT_CHUNK,
+    label: str = "",
     progress: Callable[[int, int], None] | None = None,
-    **options: Any,
+    dtype: Any = jnp.float32,
 ) -> Result:
     r"""Run ``make_optimizer(**setting)`` on ``problem`` for every setting of ``grid`` and every seed.
 
-    The arguments and the result are those of :func:`adaptx.experiments.sweep` (see there): ``options``
-    are :func:`~adaptx.experiments.contract.prepare`'s keyword arguments (``steps``, ``seeds``,
-    ``grid``, ``x0``, ``log_points``, ``spacing``, ``chunk``, ``label``, ``dtype``), so either runner's
+    The arguments and the result are those of :func:`adaptx.experiments.sweep` (see there; they are
+    checked by :func:`~adaptx.experiments.contract.prepare`), so either runner's
     :class:`~adaptx.experiments.Result` feeds the same reports. ``chunk`` bounds the steps of one
     compiled call (memory does not depend on it). A deterministic problem is run once per setting and
     its numbers given to every seed.
@@ -168,4 +175,8 @@ def reference_sweep(
       >>> [round(float(x), 1) for x in res.final_x()[:, 0]]  # heading for the worst point, +1
       [1.0, 0.4]
     """
-    return run_reference(prepare(make_optimizer, problem, **options), progress)
+    inputs = prepare(
+        make_optimizer, problem, steps=steps, seeds=seeds, grid=grid, x0=x0, log_points=log_points,
+        spacing=spacing, chunk=chunk, label=label, dtype=dtype,
+    )
+    return run_reference(inputs, progress)

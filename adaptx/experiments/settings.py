@@ -88,7 +88,7 @@ SETTINGS: dict[str, Setting] = {
         Setting("stochastic", "1010 with probability p, else -10", lambda c: Stochastic(p=c.p)),
         Setting("theorem1", "C every 3rd step, else -1", lambda c: theorem1(c.C), theorem=True,
                 heading=lambda prob: f"theorem 1: c_t = {prob.big:g} if t mod 3 = 1 else -1"),
-        Setting("theorem3", "C with probability (1 + delta)/(C + 1), else -1",
+        Setting("theorem3", "C with probability (1+delta)/(C+1), else -1",
                 lambda c: StochasticTheorem(C=c.C, delta=c.delta), theorem=True),
     )
 }

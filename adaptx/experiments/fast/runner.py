@@ -105,6 +105,21 @@ def make_plan(
     return Plan(platform, shape, devices, chunk, bool(fast_compile), chosen)
 
 
+def _check_plan(inputs: SweepInputs, plan: Plan) -> None:
+    """``ValueError`` unless ``plan`` can run ``inputs``: its batch holds their runs and its chunk is at
+    most theirs (a plan made for other inputs would run padding as results or overrun its window)."""
+    runs = (inputs.num_settings, inputs.seeds.size) if inputs.problem.stochastic else (inputs.num_settings,)
+    shape = tuple(plan.shape)
+    fits = len(shape) == len(runs) and all(have >= need for have, need in zip(shape, runs, strict=True))
+    if inputs.problem.stochastic and fits:
+        fits = shape[0] == runs[0]
+    if not fits or not 1 <= plan.chunk <= inputs.chunk:
+        raise ValueError(
+            f"plan (batch {shape}, chunk {plan.chunk}) was not made for these inputs ({runs[0]} settings"
+            f"{f', {runs[1]} seeds' if len(runs) == 2 else ''}, chunk {inputs.chunk}): use make_plan(inputs)"
+        )
+
+
 def _pad(values: np.ndarray, n: int) -> np.ndarray:
     """``values`` (1-D) extended to length ``n`` with copies of its last entry."""
     return np.concatenate([values, np.repeat(values[-1:], n - values.size)])
@@ -133,6 +148,10 @@ def run_fast(
     """
     start = time.perf_counter()
     plan = make_plan(inputs) if plan is None else plan
+    _check_plan(inputs, plan)
+    # The run is cut where the program's window ends: at multiples of the plan's chunk, which
+    # make_plan may have lowered below the inputs' (a window's mask holds chunk steps, no more).
+    inputs = dataclasses.replace(inputs, chunk=plan.chunk)
     problem, dtype = inputs.problem, inputs.dtype
     if progress is not None:
         progress(0, inputs.steps)
