@@ -256,7 +256,6 @@ class SweepInputs:
       steps: the number of steps T.
       seeds: the integer seeds, ``[seeds]``.
       grid: name -> float64 ``[settings]`` (empty: one setting).
-      num_settings: the number of settings.
       x0: the starting point, inside the problem's domain.
       times: the logged steps (:func:`log_times`).
       chunk: the most steps one compiled call runs (already lowered for a short run).
@@ -269,12 +268,16 @@ class SweepInputs:
     steps: int
     seeds: np.ndarray
     grid: dict[str, np.ndarray]
-    num_settings: int
     x0: float
     times: np.ndarray
     chunk: int
     dtype: np.dtype
     label: str
+
+    @property
+    def num_settings(self) -> int:
+        """The number of hyperparameter settings (1 without a grid)."""
+        return next(iter(self.grid.values())).size if self.grid else 1
 
     @property
     def run_seeds(self) -> np.ndarray:
@@ -375,7 +378,7 @@ def prepare(
       >>> prepare(adaptx.adam(1e-2), Stochastic(), steps=20_000, chunk=10**9).chunk  # 2**15
       32768
     """
-    grid_np, num_settings = _as_grid(grid)
+    grid_np, _ = _as_grid(grid)
     if isinstance(make_optimizer, optax.GradientTransformation):
         if grid_np:
             raise ValueError("with a grid, pass a function of the hyperparameters, not a transformation")
@@ -415,7 +418,6 @@ def prepare(
         steps=int(steps),
         seeds=seeds_np,
         grid=grid_np,
-        num_settings=num_settings,
         x0=float(x0),
         times=times,
         chunk=chunk,
